@@ -1,0 +1,93 @@
+"""Where things live and how big a run is. The only module that reads the environment.
+
+- ``MILVUS_URI``: a Milvus Lite file (path ending in ``.db``, the embedded default) or a
+  server (``http://localhost:19530``). Default: ``data/milvus_kit.db``.
+- ``CHROMA_PATH``: the folder of Chroma's persistent client. Default: ``data/chroma``.
+- ``KIT_CACHE_DIR``: the embedding cache. Default: ``data/cache``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+CORPUS_FILE = DATA_DIR / "corpus" / "python-docs-3.11.jsonl.gz"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+
+DEFAULT_MILVUS_URI = str(DATA_DIR / "milvus_kit.db")
+DEFAULT_CHROMA_PATH = DATA_DIR / "chroma"
+DEFAULT_CACHE_DIR = DATA_DIR / "cache"
+KB_COLLECTION = "knowledge_base"
+
+_SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work a notebook does: real chunks embedded, synthetic rows, queries."""
+
+    name: str
+    kb_chunks: int
+    synthetic_rows: int
+    queries: int
+
+
+SCALES: dict[str, Scale] = {
+    # The tests' scale: seconds per notebook, every code path still taken.
+    "smoke": Scale("smoke", kb_chunks=300, synthetic_rows=5_000, queries=50),
+    # The walkthrough's scale: a few thousand real chunks, the guide's 50k for speed figures.
+    "full": Scale("full", kb_chunks=2_000, synthetic_rows=50_000, queries=200),
+}
+
+
+def scale(name: str) -> Scale:
+    """Return the scale preset called ``name`` ("smoke" or "full")."""
+    try:
+        return SCALES[name]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown scale {name!r}: use one of {', '.join(SCALES)}."
+        ) from None
+
+
+def milvus_uri(uri: str | None = None) -> str:
+    """The Milvus URI to use: ``uri`` if given, else ``$MILVUS_URI``, else the Lite file."""
+    value = uri or os.environ.get("MILVUS_URI") or DEFAULT_MILVUS_URI
+    return check_milvus_uri(value)
+
+
+def check_milvus_uri(uri: str) -> str:
+    """Validate a Milvus URI, raising ConfigError with what to write instead."""
+    if uri.startswith(_SERVER_SCHEMES):
+        return uri
+    if "://" in uri:
+        raise ConfigError(
+            f"MILVUS_URI {uri!r} has an unknown scheme: use a Milvus Lite file ending in "
+            "'.db' (e.g. data/milvus_kit.db) or a server address like http://localhost:19530."
+        )
+    if not uri.endswith(".db"):
+        raise ConfigError(
+            f"MILVUS_URI {uri!r} is neither a server address nor a Milvus Lite file: "
+            "a Lite file name must end in '.db' (e.g. data/milvus_kit.db)."
+        )
+    return str(Path(uri).expanduser().resolve())
+
+
+def is_lite(uri: str) -> bool:
+    """True when ``uri`` names a Milvus Lite file rather than a server."""
+    return not uri.startswith(_SERVER_SCHEMES)
+
+
+def chroma_path(path: str | Path | None = None) -> Path:
+    """The Chroma folder: ``path`` if given, else ``$CHROMA_PATH``, else ``data/chroma``."""
+    return Path(path or os.environ.get("CHROMA_PATH") or DEFAULT_CHROMA_PATH).expanduser().resolve()
+
+
+def cache_dir(path: str | Path | None = None) -> Path:
+    """The embedding-cache folder: ``path``, else ``$KIT_CACHE_DIR``, else ``data/cache``."""
+    return Path(path or os.environ.get("KIT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser().resolve()

@@ -1,0 +1,51 @@
+"""Checkers for the notebooks' exercises: each prints ✓ or ✗ with a hint, and returns a bool.
+
+Checkers compute the right answer from the live stores or data, so they stay right when a
+notebook runs at another scale.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .corpus import Chunk
+from .stores import ChromaStore, Hit, MilvusStore
+
+
+def _verdict(ok: bool, success: str, hint: str) -> bool:
+    print(f"✓ {success}" if ok else f"✗ Not yet. Hint: {hint}")
+    return ok
+
+
+def check_chunks_of(answer: object, chunks: Sequence[Chunk], doc_id: str = "faq/programming") -> bool:
+    """Exercise 00.1: the number of knowledge-base chunks from ``doc_id``."""
+    expected = sum(c.doc_id == doc_id for c in chunks)
+    return _verdict(answer == expected, f"{doc_id} has {expected} chunks in the knowledge base.",
+                    f"count the chunks whose doc_id is {doc_id!r} (Chroma: collection.get(where=...), "
+                    "Milvus: query(filter=...) with output_fields=['count(*)']).")
+
+
+def check_similarity(answer: object, chroma_hit: Hit) -> bool:
+    """Exercise 00.2: the cosine similarity Milvus reports for Chroma's top hit."""
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - (1.0 - chroma_hit.raw)) < 1e-3
+    return _verdict(ok, f"similarity = 1 − distance = {1.0 - chroma_hit.raw:.4f}: the same "
+                        "number Milvus reports, under the opposite name.",
+                    "Chroma reports cosine distance d = 1 − cos; Milvus COSINE reports cos.")
+
+
+def check_deleted_and_restored(chroma: ChromaStore, milvus: MilvusStore, doc_id: str,
+                               chunks: Sequence[Chunk], vectors: np.ndarray) -> bool:
+    """Exercise 00.3: ``doc_id`` deleted from both stores, then put back whole."""
+    mine = [i for i, c in enumerate(chunks) if c.doc_id == doc_id]
+    if not mine:
+        return _verdict(False, "", f"{doc_id!r} is not in the knowledge base: pick a doc_id from it.")
+    hits_c = chroma.search(vectors[mine], k=1)
+    hits_m = milvus.search(vectors[mine], k=1)
+    back = all(h and h[0].id == chunks[i].id for h, i in zip(hits_c + hits_m, mine + mine))
+    same = chroma.count() == milvus.count() == len(chunks)
+    return _verdict(back and same, f"{doc_id} ({len(mine)} chunks) is back in both stores, "
+                                   f"which hold {len(chunks)} chunks each.",
+                    "delete_document(doc_id) on both stores, check count() dropped by the same "
+                    "number, then add_documents(those chunks, their vectors) on both.")

@@ -1,0 +1,39 @@
+import pytest
+
+from helpers import config
+from helpers.errors import ConfigError
+
+
+def test_default_uri_is_a_lite_file_under_data(monkeypatch):
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    uri = config.milvus_uri()
+    assert uri.endswith("data/milvus_kit.db") and config.is_lite(uri)
+
+
+def test_env_var_and_argument(monkeypatch):
+    monkeypatch.setenv("MILVUS_URI", "http://localhost:19530")
+    assert config.milvus_uri() == "http://localhost:19530"
+    assert not config.is_lite(config.milvus_uri())
+    assert config.milvus_uri("https://milvus.example:443") == "https://milvus.example:443"
+
+
+@pytest.mark.parametrize("bad, words", [("mysql://localhost:3306", "unknown scheme"),
+                                        ("data/milvus", "must end in '.db'")])
+def test_bad_uri_says_what_to_do(bad, words):
+    with pytest.raises(ConfigError, match=words) as err:
+        config.milvus_uri(bad)
+    assert "http://localhost:19530" in str(err.value) or ".db" in str(err.value)
+
+
+def test_paths_follow_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHROMA_PATH", str(tmp_path / "c"))
+    monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path / "k"))
+    assert config.chroma_path() == tmp_path / "c"
+    assert config.cache_dir() == tmp_path / "k"
+
+
+def test_scales():
+    assert config.scale("smoke").kb_chunks < config.scale("full").kb_chunks
+    assert config.scale("full").synthetic_rows == 50_000
+    with pytest.raises(ConfigError, match="smoke"):
+        config.scale("huge")

@@ -1,0 +1,78 @@
+"""Every notebook: linted as committed, then run by papermill at small scale with its key
+results asserted. (nbval, configured in pytest.ini, re-runs the committed notebooks and
+compares their outputs.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from helpers.walkthrough import notebook_results, notebooks, run_notebook
+
+NOTEBOOKS = notebooks()
+
+
+def _smoke_00(tmp: Path) -> dict[str, Any]:
+    return {"KB_CHUNKS": 300, "MILVUS_URI": str(tmp / "milvus.db"), "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_00(r: dict[str, Any]) -> None:
+    assert r["chunks"] == r["chroma_count"] == r["milvus_count"] == 300
+    assert r["dimension"] == 384 and r["milvus_mode"] == "lite" and r["health"] == "healthy"
+    assert r["questions"] > 150
+    # Same vectors in both stores: their answers are found as often as by exact search.
+    assert r["hit_rate_at_5_exact"] >= 0.8
+    assert abs(r["hit_rate_at_5_chroma"] - r["hit_rate_at_5_exact"]) <= 0.02
+    assert abs(r["hit_rate_at_5_milvus"] - r["hit_rate_at_5_exact"]) <= 0.02
+
+
+# notebook → (small parameters given a temp folder, assertions on its show_results values)
+SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
+    "00_setup.ipynb": (_smoke_00, _check_00),
+}
+
+
+def _cells(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _src(cell: dict[str, Any]) -> str:
+    return "".join(cell["source"])
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lint(path: Path):
+    cells = _cells(path)
+    first = cells[0]
+    assert first["cell_type"] == "markdown", "the first cell is markdown"
+    assert re.match(rf"# {path.name[:2]} · ", _src(first)), "it starts with '# NN · Title'"
+    assert "**Goal:**" in _src(first), "the first cell states the goal"
+    code = [c for c in cells if c["cell_type"] == "code"]
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in code)
+    counts = [c["execution_count"] for c in code if _src(c).strip()]
+    assert None not in counts, "every code cell is executed"
+    assert counts == sorted(counts), "executed top to bottom in one run"
+    assert any(c["outputs"] for c in code), "outputs are committed"
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"error outputs: {[e['ename'] for e in errors]}"
+    headings = [ln for c in cells if c["cell_type"] == "markdown" for ln in _src(c).splitlines()]
+    assert "## Summary" in headings and "## Exercises" in headings
+    assert not re.search(r"\b(TODO|FIXME|XXX)\b", "".join(_src(c) for c in cells))
+    assert path.name in SMOKE, "every notebook has a small-scale run in SMOKE"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_runs_at_small_scale(path: Path, tmp_path: Path):
+    params, check = SMOKE[path.name]
+    out = run_notebook(path, tmp_path / path.name, params(tmp_path))
+    check(notebook_results(out))
