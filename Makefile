@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MILVUS_LOCAL_DIR ?= data/milvus_server
+MILVUS_PORT ?= 19530
 
 .DEFAULT_GOAL := help
-.PHONY: help install walkthrough test health lab milvus-local milvus-local-stop milvus-up milvus-down clean
+.PHONY: help install walkthrough test health lab milvus-local milvus-local-stop milvus-local-status milvus-up milvus-down clean
 
 help:
 	@echo "make walkthrough   run every notebook in order (embedded Milvus Lite), writing them back"
@@ -40,10 +41,13 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 milvus-local: $(STAMP)
-	$(BIN)/python -m helpers.server start --base-dir $(MILVUS_LOCAL_DIR)
+	$(BIN)/python -m helpers.server start --base-dir $(MILVUS_LOCAL_DIR) --port $(MILVUS_PORT)
 
 milvus-local-stop: $(STAMP)
 	$(BIN)/python -m helpers.server stop --base-dir $(MILVUS_LOCAL_DIR)
+
+milvus-local-status: $(STAMP)
+	$(BIN)/python -m helpers.server status --base-dir $(MILVUS_LOCAL_DIR)
 
 milvus-up:
 	docker compose up -d
