@@ -11,15 +11,17 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_healthy_after_building(tmp_path, small_kb):
-    _, milvus = build_stores(small_kb, tmp_path / "chroma", str(tmp_path / "m.db"))
+def test_healthy_after_building(tmp_path, small_kb, milvus_uri, collection_name):
+    _, milvus = build_stores(small_kb, tmp_path / "chroma", milvus_uri, collection_name)
     milvus.close()
-    run = _cli("--milvus-uri", str(tmp_path / "m.db"), "--chroma-path", str(tmp_path / "chroma"))
+    run = _cli("--milvus-uri", milvus_uri, "--chroma-path", str(tmp_path / "chroma"),
+               "--collection", collection_name)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["status"] == "healthy"
     assert report["milvus"] == {"status": "connected", "count": len(small_kb.chunks),
-                                "mode": "lite", "uri": str(tmp_path / "m.db")}
+                                "mode": "lite" if milvus_uri.endswith(".db") else "server",
+                                "uri": milvus_uri}
     assert report["chroma"]["count"] == len(small_kb.chunks)
 
 

@@ -79,12 +79,12 @@ def test_over_long_text_is_refused_before_insert(stores, small_kb):
     assert milvus.count() == 0
 
 
-def test_reopening_finds_the_data(tmp_path, small_kb):
-    uri = str(tmp_path / "m.db")
-    first = MilvusStore(uri, "kb_test")
+def test_reopening_finds_the_data(tmp_path, small_kb, milvus_uri, collection_name):
+    first = MilvusStore(milvus_uri, collection_name)
     first.add_documents(small_kb.chunks[:20], small_kb.vectors[:20])
+    first.client.release_collection(collection_name)
     first.close()
-    again = MilvusStore(uri, "kb_test", create=False)  # a reopened collection must be loaded
+    again = MilvusStore(milvus_uri, collection_name, create=False)  # reopened: must be loaded
     assert again.count() == 20
     assert again.search(small_kb.vectors[:1], k=1)[0][0].id == small_kb.chunks[0].id
     again.close()
@@ -92,9 +92,9 @@ def test_reopening_finds_the_data(tmp_path, small_kb):
     assert ChromaStore(tmp_path / "c", "kb_test", create=False).count() == 20
 
 
-def test_missing_collection_or_path(tmp_path):
+def test_missing_collection_or_path(tmp_path, milvus_uri):
     with pytest.raises(StoreError, match="no collection 'nope'"):
-        MilvusStore(str(tmp_path / "m.db"), "nope", create=False)
+        MilvusStore(milvus_uri, "nope", create=False)
     with pytest.raises(StoreError, match="no Chroma database"):
         ChromaStore(tmp_path / "missing", create=False)
     ChromaStore(tmp_path / "c", "other_one")
