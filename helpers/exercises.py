@@ -6,12 +6,15 @@ notebook runs at another scale.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .corpus import Chunk
 from .stores import ChromaStore, Hit, MilvusStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _verdict(ok: bool, success: str, hint: str) -> bool:
@@ -49,3 +52,27 @@ def check_deleted_and_restored(chroma: ChromaStore, milvus: MilvusStore, doc_id:
                                    f"which hold {len(chunks)} chunks each.",
                     "delete_document(doc_id) on both stores, check count() dropped by the same "
                     "number, then add_documents(those chunks, their vectors) on both.")
+
+
+def check_recall(answer: object, store: ChromaStore | MilvusStore, vectors: np.ndarray,
+                 ids: Sequence[str], queries: np.ndarray, k: int = 5) -> bool:
+    """Exercise 01.1: the store's recall@k against exact search over the same vectors."""
+    from .bench import exact_search, recall_at_k
+
+    found = [[h.id for h in hits] for hits in store.search(queries, k=k)]
+    idx, _ = exact_search(vectors, queries, k)
+    expected = recall_at_k(found, [[ids[i] for i in row] for row in idx])
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) < 1e-9
+    return _verdict(ok, f"recall@{k} = {expected:.3f}: the share of the exact top-{k} the index returned.",
+                    "for each query, count how many exact top-k ids the store returned, sum over "
+                    "queries, divide by (queries × k).")
+
+
+def check_percentile(answer: object, samples: "pd.DataFrame", store: str, k: int, q: float) -> bool:
+    """Exercise 01.2: the ``q``-th percentile of ``store``'s top-``k`` latency samples, in ms."""
+    ms = samples[(samples["store"] == store) & (samples["k"] == k)]["ms"]
+    expected = float(np.percentile(ms, q))
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) < 1e-6
+    return _verdict(ok, f"p{q:g} of {store}'s top-{k} latency is {expected:.2f} ms.",
+                    f"select the rows of samples for store {store!r} and k {k}, then "
+                    f"np.percentile(their 'ms', {q:g}).")

@@ -30,9 +30,29 @@ def _check_00(r: dict[str, Any]) -> None:
     assert abs(r["hit_rate_at_5_milvus"] - r["hit_rate_at_5_exact"]) <= 0.02
 
 
+def _smoke_01(tmp: Path) -> dict[str, Any]:
+    return {"N_RECORDS": 2000, "SCALING_SIZES": [500], "KB_CHUNKS": 300, "QUERIES": 40,
+            "SCALING_QUERIES": 20, "INSERT_ROWS": 200, "INSERT_BATCHES": [20, 200],
+            "QPS_SECONDS": 0.2, "RUN_SERVER": False, "BENCH_DIR": str(tmp / "bench")}
+
+
+def _check_01(r: dict[str, Any]) -> None:
+    assert r["records"] == 2000 and r["synthetic_records"] == 1700 and r["queries"] == 40
+    assert r["stores"] == ["Chroma", "Milvus Lite"] and r["server"].startswith("not run")
+    # Same vectors in every store: HNSW at this size is (nearly) exact search.
+    assert r["recall_at_5_exact"] == 1.0
+    assert r["recall_at_5_chroma"] >= 0.95 and r["recall_at_5_milvus_lite"] >= 0.95
+    # every claim row got its Lite ratio (recall at 0.9 may lack true neighbours: then a reason)
+    assert r["ratios_computed"] >= 7 and r["ratios_missing_without_reason"] == 0
+    assert set(r["verdicts"]) <= {"confirmed", "refuted", "not measurable here"}
+    assert "not measurable here" in r["verdicts"]  # the server column, not run here
+    assert r["scaling_points"] == 4  # 2 sizes × 2 stores
+
+
 # notebook → (small parameters given a temp folder, assertions on its show_results values)
 SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "00_setup.ipynb": (_smoke_00, _check_00),
+    "01_why_migrate.ipynb": (_smoke_01, _check_01),
 }
 
 
