@@ -238,8 +238,8 @@ class MilvusStore:
                                       consistency_level="Strong")
 
     def add_documents(self, chunks: Sequence[Chunk], embeddings: np.ndarray,
-                      batch_size: int = 1000) -> int:
-        """Upsert chunks in batches, then flush so the HNSW index covers them."""
+                      batch_size: int = 1000, flush: bool = True) -> int:
+        """Upsert chunks in batches, then flush (unless ``flush=False``) so the HNSW index covers them."""
         vecs = check_vectors(embeddings, self.dim, len(chunks))
         _check_text(chunks)
         for i in range(0, len(chunks), batch_size):
@@ -248,7 +248,8 @@ class MilvusStore:
                     for c, v in zip(chunks[i:i + batch_size], vecs[i:i + batch_size])]
             # upsert, not insert: a server keeps duplicate primary keys on insert.
             self.client.upsert(self.collection, rows)
-        self.client.flush(self.collection)
+        if flush:
+            self.client.flush(self.collection)
         return len(chunks)
 
     def search(self, query_embeddings: np.ndarray, k: int = 5,
