@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -195,6 +196,31 @@ def connect_milvus(uri: str | None = None, timeout: float = 10.0):  # -> pymilvu
 _LITE_USERS: Counter[str] = Counter()
 
 
+def _release_lite(uri: str) -> None:
+    """One user of a Lite file is done; stop the engine (and free the file) after the last."""
+    _LITE_USERS[uri] -= 1
+    if _LITE_USERS[uri] == 0:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
+@contextmanager
+def milvus_client(uri: str | None = None) -> Iterator[Any]:
+    """A ``MilvusClient`` for a ``with`` block: closed on exit, a Lite file released after its last user."""
+    uri = config.milvus_uri(uri)
+    client = connect_milvus(uri)
+    lite = config.is_lite(uri)
+    if lite:
+        _LITE_USERS[uri] += 1
+    try:
+        yield client
+    finally:
+        client.close()
+        if lite:
+            _release_lite(uri)
+
+
 def milvus_mode(uri: str) -> str:
     """"lite" for a Milvus Lite file, "server" for anything reached over the network."""
     return "lite" if config.is_lite(uri) else "server"
@@ -302,9 +328,5 @@ class MilvusStore:
         self.client.close()
         self.client = None
         if self.mode == "lite":
-            _LITE_USERS[self.uri] -= 1
-            if _LITE_USERS[self.uri] == 0:
-                from milvus_lite.server_manager import server_manager_instance
-
-                server_manager_instance.release_server(self.uri)
+            _release_lite(self.uri)
 
