@@ -6,7 +6,7 @@ notebook runs at another scale.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -15,6 +15,8 @@ from .stores import ChromaStore, Hit, MilvusStore
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .schema import Inspection
 
 
 def _verdict(ok: bool, success: str, hint: str) -> bool:
@@ -76,3 +78,45 @@ def check_percentile(answer: object, samples: "pd.DataFrame", store: str, k: int
     return _verdict(ok, f"p{q:g} of {store}'s top-{k} latency is {expected:.2f} ms.",
                     f"select the rows of samples for store {store!r} and k {k}, then "
                     f"np.percentile(their 'ms', {q:g}).")
+
+
+def check_json_keys(answer: object, inspection: Inspection, target: str = "server") -> bool:
+    """Exercise 02.1: the metadata keys a proposal for ``target`` puts in the JSON field."""
+    from .schema import propose
+
+    expected = {f.key for f in propose(inspection, target=target).fields if not f.typed}
+    ok = isinstance(answer, (set, list, tuple)) and set(answer) == expected
+    return _verdict(ok, f"on the {target} target these keys go to JSON: {sorted(expected) or 'none'}.",
+                    f"a key goes to JSON when it is rare, mixed-typed, not a valid field name, too "
+                    f"long, or (on a target without nullable fields) missing on some records: "
+                    f"read inspection.table()'s share column, or propose(..., target={target!r}).notes.")
+
+
+def check_filter_matches(expr: object, client: Any, collection: str, chroma_collection: Any,
+                         where: dict[str, Any]) -> bool:
+    """Exercise 02.2: a Milvus filter expression selecting the same records as a Chroma ``where``."""
+    want = set(chroma_collection.get(where=where, include=[])["ids"])
+    try:
+        got = {r["id"] for r in client.query(collection, filter=str(expr), output_fields=["id"],
+                                             limit=16_384)}
+    except Exception as exc:  # pymilvus raises several types for a bad expression
+        return _verdict(False, "", f"Milvus refused the expression ({str(exc)[:120]}): write e.g. "
+                                   "'tenant == \"tenant-01\" and position < 2'.")
+    return _verdict(got == want, f"{len(want)} records, the same in both stores.",
+                    f"Chroma's where selects {len(want)} records, your filter {len(got)}: "
+                    "$and → and, $lt → <, {'key': value} → key == value (strings in double quotes).")
+
+
+def check_tenant_top(answer: object, vectors: np.ndarray, ids: Sequence[str], tenants: Sequence[str],
+                     query: np.ndarray, tenant: str, k: int = 5) -> bool:
+    """Exercise 02.3: the ids of ``tenant``'s top-``k`` records for ``query`` (exact search)."""
+    from .retrieval import exact_top_k
+
+    mine = [i for i, t in enumerate(tenants) if t == tenant]
+    top = exact_top_k(vectors[mine], np.asarray(query, np.float32).reshape(1, -1), k)[0]
+    expected = [ids[mine[j]] for j in top]
+    got = list(answer) if isinstance(answer, (list, tuple)) else []
+    ok = len(got) == len(expected) and len(set(got) & set(expected)) >= len(expected) - 1
+    return _verdict(ok, f"{tenant}'s top {k}: {expected}.",
+                    "schema.search(client, name, proposal, query, k=5, tenant=...) and take each "
+                    "hit's .id; without tenant= the hits come from every tenant.")

@@ -368,7 +368,7 @@ def _plan_key(s: KeyStats, count: int, target: Target, min_share: float, headroo
                     "to_row refuses such records; shorten the value in Chroma first")
         return to_json(why)
     if share < min_share:
-        return FieldPlan(s.key, "JSON", f"rare: on {share:.0%} of records (< {min_share:.0%})"), None
+        return to_json(f"rare: on {share:.0%} of records (< min_share {min_share:.0%})")
     missing = s.present < count
     if missing and not target.nullable:
         return to_json(f"missing on {count - s.present} of {count} records and the {target.name} "
@@ -783,6 +783,41 @@ def search(client: Any, name: str, proposal: SchemaProposal, queries: np.ndarray
                 row.append(Hit(str(rid), -raw if proposal.metric == "L2" else raw, raw, text, ent))
             out.append(row)
     return out
+
+
+def measure_tenant_latency(client: Any, name: str, proposal: SchemaProposal, queries: np.ndarray,
+                           tenants: Sequence[str], k: int = 5, batch_size: int = 100,
+                           single: int = 50) -> "Any":
+    """Search latency per query without and with the tenant filter, one query per call and batched.
+
+    Query ``i`` belongs to ``tenants[i]``. One call takes one filter, so the batched, filtered
+    run sends each tenant's queries together. Returns one row per (calls, filter) with the
+    queries, calls, total seconds and milliseconds per query.
+    """
+    import time
+
+    import pandas as pd
+
+    q = check_vectors(queries, proposal.dim)
+    search(client, name, proposal, q[:1], k=k)  # warm-up: the first call loads caches
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(tenants[:len(q)]):
+        groups.setdefault(t, []).append(i)
+    rows = []
+    for filtered in (False, True):
+        start = time.perf_counter()
+        for i in range(min(single, len(q))):
+            search(client, name, proposal, q[i:i + 1], k=k, tenant=tenants[i] if filtered else None)
+        rows.append(("one query per call", filtered, min(single, len(q)), min(single, len(q)),
+                     time.perf_counter() - start))
+        start, calls = time.perf_counter(), 0
+        for t, idx in (groups.items() if filtered else [(None, list(range(len(q))))]):
+            search(client, name, proposal, q[idx], k=k, tenant=t, batch_size=batch_size)
+            calls += -(-len(idx) // batch_size)
+        rows.append((f"batches of ≤{batch_size}", filtered, len(q), calls, time.perf_counter() - start))
+    df = pd.DataFrame(rows, columns=["calls", "tenant filter", "queries", "calls made", "seconds"])
+    df["ms per query"] = 1000 * df["seconds"] / df["queries"]
+    return df
 
 
 # ------------------------------------------------------------ a labelled multi-tenant KB

@@ -49,10 +49,26 @@ def _check_01(r: dict[str, Any]) -> None:
     assert r["scaling_points"] == 4  # 2 sizes × 2 stores
 
 
+def _smoke_02(tmp: Path) -> dict[str, Any]:
+    return {"KB_CHUNKS": 300, "QUERIES": 100, "SINGLE": 10, "MILVUS_URI": str(tmp / "milvus.db"),
+            "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_02(r: dict[str, Any]) -> None:
+    assert r["records"] == 300 and r["dimension"] == 384 and r["metric"] == "COSINE"
+    assert r["target"] == "lite" and r["typed_fields"] >= 4
+    assert set(r["json_keys_tricky"]) == {"1st_author", "page", "page-number", "raw_html"}
+    assert r["tricky_lossless"] == r["tricky_storable"] == 40
+    assert r["filters_all_same"] and r["cross_tenant_hits"] == 0
+    assert r["tenant_recall_at_5_min"] >= 0.95 and r["tenants"] >= 2
+    assert r["ms_per_query_batched_no_filter"] < r["ms_per_query_single_no_filter"]
+
+
 # notebook → (small parameters given a temp folder, assertions on its show_results values)
 SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "00_setup.ipynb": (_smoke_00, _check_00),
     "01_why_migrate.ipynb": (_smoke_01, _check_01),
+    "02_schema_design.ipynb": (_smoke_02, _check_02),
 }
 
 
