@@ -52,7 +52,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -391,7 +394,7 @@ def _row_bytes(row: dict[str, Any], dim: int) -> int:
             + sum(_json_bytes(v) for v in row.values() if isinstance(v, dict)))
 
 
-def _upsert(client: Any, target: str, rows: list[dict[str, Any]], dim: int) -> None:
+def upsert_rows(client: Any, target: str, rows: list[dict[str, Any]], dim: int) -> None:
     """Upsert rows in calls of at most MAX_CALL_BYTES (gRPC refuses messages over 64 MB)."""
     call: list[dict[str, Any]] = []
     size = 0
@@ -444,7 +447,7 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
         t0, done = time.perf_counter(), 0
         for offset, records in _read_ahead(pages(source, batch_size, state["offset"])):
             outcomes = [decide(r, mapping.dim, mapping, policy) for r in records]
-            _upsert(client, target, [o.row for o in outcomes if o.row is not None], mapping.dim)
+            upsert_rows(client, target, [o.row for o in outcomes if o.row is not None], mapping.dim)
             state["offset"] = offset + len(records)
             _save_state(client, target, state)  # after the page's upsert was acknowledged
             for o in outcomes:
@@ -743,6 +746,29 @@ def _collections(args: argparse.Namespace) -> list[tuple[str, str]]:
         raise ConfigError(f"Several Chroma collections map to the Milvus name {clash[0]!r}: migrate "
                           "them one by one with --collection and --target-collection.")
     return list(zip(names, targets))
+
+
+def interrupted_run(args: list[str], kill_after: int, timeout: float = 120) -> int:
+    """Run this CLI in a subprocess and SIGKILL it once its progress bar passes ``kill_after``
+    records (a crash in the middle of a migration); return its exit status (−9)."""
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.migrate", *args], cwd=config.ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    passed = threading.Event()
+
+    def watch() -> None:  # tqdm writes "migrate NAME: 40%|████ | 1200/3000 …" to stderr
+        tail = b""
+        while chunk := proc.stderr.read1(4096):
+            tail = (tail + chunk)[-4096:]
+            if any(int(n) >= kill_after for n in re.findall(rb"migrate .*?\| *(\d+)/", tail)):
+                passed.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not passed.wait(timeout):
+        proc.kill()
+        raise StoreError(f"The migration did not pass {kill_after:,} records within {timeout:.0f} s: "
+                         "check the command on its own.")
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait(30)
 
 
 def main(argv: list[str] | None = None) -> int:

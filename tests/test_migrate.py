@@ -8,14 +8,10 @@ Milvus 2.3.5 server (helpers.server) and are skipped where its binaries are unus
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import chromadb
@@ -23,7 +19,8 @@ import numpy as np
 import pytest
 
 from helpers.migrate import (MAX_VARCHAR_BYTES, STATE_COLLECTION, Mirror, Policy, PreflightError,
-                             Record, load_state, main, migrate, preflight, truncate_utf8, verify)
+                             Record, interrupted_run, load_state, main, migrate, preflight,
+                             truncate_utf8, verify)
 from helpers.stores import milvus_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,34 +144,12 @@ def _big_source(path: Path, n: int = 3000, dim: int = 16) -> None:
                 metadatas=[{"j": j, "even": j % 2 == 0} for j in range(i, i + 1000)])
 
 
-def _run_and_kill(args: list[str], kill_at: int) -> int:
-    """Run the CLI in a subprocess and SIGKILL it once its progress bar passes ``kill_at`` records."""
-    proc = subprocess.Popen([sys.executable, "-m", "helpers.migrate", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = threading.Event()
-
-    def watch() -> None:
-        buf = b""
-        while chunk := proc.stderr.read1(4096):
-            buf = (buf + chunk)[-4096:]
-            done = [int(m) for m in re.findall(rb"migrate big:.*?\| *(\d+)/", buf)]
-            if done and max(done) >= kill_at:
-                seen.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert seen.wait(120), "the migration never got going"
-    time.sleep(np.random.default_rng().uniform(0, 0.1))  # anywhere inside a page
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    return proc.returncode
-
-
 def _kill_and_resume(tmp_path: Path, uri: str) -> None:
     chroma = tmp_path / "chroma"
     _big_source(chroma)
     args = ["--chroma-path", str(chroma), "--collection", "big", "--milvus-uri", uri,
             "--batch-size", "100", "--max-rate", "1500"]
-    assert _run_and_kill(args, 600) == -signal.SIGKILL
+    assert interrupted_run(args, 600) == -signal.SIGKILL
     with milvus_client(uri) as client:
         stopped_at = load_state(client, "big")["offset"]
     assert 0 < stopped_at < 3000, "killed in the middle"
