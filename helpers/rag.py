@@ -44,14 +44,17 @@ class Retrieval:
 
 @contextmanager
 def quiet_pymilvus() -> Iterator[None]:
-    """Silence pymilvus's own error log (it prints a traceback before raising) for a block."""
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    """Silence pymilvus's and Milvus Lite's error logs (tracebacks printed before the client
+    raises) for a block: the caller reports the error itself."""
+    loggers = [logging.getLogger(name) for name in ("pymilvus", "milvus_lite")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def retrieve(store: ChromaStore | MilvusStore, question: str, k: int = 5,
@@ -196,3 +199,76 @@ def diagnose_empty_results(store: ChromaStore | MilvusStore, query_vector: np.nd
         diag._fail(f"the threshold {threshold:.2f} is above the best similarity {top:.3f}",
                    f"lower the threshold below {top:.2f} (or fix the query/embedding model)")
     return diag
+
+
+# --------------------------------------------------------------------------- the metric trap
+METRICS = {  # label → (store, metric as the store names it, "similarity" or "distance")
+    "Milvus COSINE": ("milvus", "COSINE", "similarity"),
+    "Chroma cosine": ("chroma", "cosine", "distance"),
+    "Milvus L2": ("milvus", "L2", "distance"),
+    "Chroma l2": ("chroma", "l2", "distance"),
+}
+
+
+def to_similarity(raw: np.ndarray | float, label: str) -> np.ndarray:
+    """Turn a store's raw score (a ``METRICS`` label) into cosine similarity, for unit vectors.
+
+    Milvus COSINE is already cos; Chroma cosine is 1 − cos; both stores' L2 is the *squared*
+    distance, which for unit vectors is 2 − 2·cos.
+    """
+    raw = np.asarray(raw, dtype=float)
+    metric = METRICS[label][1].lower()
+    if metric == "cosine":
+        return raw if label.startswith("Milvus") else 1.0 - raw
+    return 1.0 - raw / 2.0
+
+
+def scores_by_metric(ids: Sequence[str], vectors: np.ndarray, queries: np.ndarray, k: int,
+                     chroma_client, milvus_client, prefix: str = "metric_demo",
+                     ) -> dict[str, tuple[list[list[str]], np.ndarray]]:
+    """Search the same vectors stored under each metric of ``METRICS``; ids and raw scores.
+
+    Builds one throw-away collection per store and metric (ids and vectors only, exact
+    search: FLAT in Milvus, Chroma's HNSW at this small size), searches ``queries`` top-``k``
+    and drops the collections again. Returns label → (ids per query, raw scores (n, k)).
+    """
+    from pymilvus import DataType
+
+    vecs = np.asarray(vectors, np.float32)
+    out: dict[str, tuple[list[list[str]], np.ndarray]] = {}
+    for label, (store, metric, _) in METRICS.items():
+        name = f"{prefix}_{metric.lower()}"
+        if store == "chroma":
+            col = chroma_client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": metric}})
+            try:
+                for i in range(0, len(ids), 5000):
+                    col.add(ids=list(ids[i:i + 5000]), embeddings=vecs[i:i + 5000])
+                res = col.query(query_embeddings=np.asarray(queries, np.float32), n_results=k,
+                                include=["distances"])
+                out[label] = (res["ids"], np.array(res["distances"], dtype=float))
+            finally:
+                chroma_client.delete_collection(name)
+            continue
+        if milvus_client.has_collection(name):
+            milvus_client.drop_collection(name)
+        schema = milvus_client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=vecs.shape[1])
+        index = milvus_client.prepare_index_params()
+        index.add_index("embedding", index_type="FLAT", metric_type=metric)
+        milvus_client.create_collection(name, schema=schema, index_params=index,
+                                        consistency_level="Strong")
+        try:
+            for i in range(0, len(ids), 1000):
+                milvus_client.insert(name, [{"id": j, "embedding": v.tolist()}
+                                            for j, v in zip(ids[i:i + 1000], vecs[i:i + 1000])])
+            milvus_client.flush(name)
+            milvus_client.load_collection(name)
+            res = milvus_client.search(name, data=np.asarray(queries, np.float32).tolist(), limit=k,
+                                       search_params={"metric_type": metric})
+            out[label] = ([[str(h["id"]) for h in hits] for hits in res],
+                          np.array([[h["distance"] for h in hits] for hits in res], dtype=float))
+        finally:
+            milvus_client.drop_collection(name)
+    return out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from helpers import rag
@@ -126,3 +127,21 @@ def test_deleted_document_is_gone_from_both_stores(stores, small_kb):
         found = {h.id for hits in store.search(small_kb.vectors[mine], k=3) for h in hits}
         assert not found & {small_kb.chunks[i].id for i in mine}
         assert all(h.doc_id != doc for hits in store.search(small_kb.vectors[mine], k=3) for h in hits)
+
+
+def test_every_metric_ranks_alike_and_converts_to_the_same_similarity(stores, small_kb):
+    chroma, milvus = stores
+    q = small_kb.question_vectors[:8]
+    got = rag.scores_by_metric([c.id for c in small_kb.chunks], small_kb.vectors, q, 5,
+                               chroma.client, milvus.client, prefix=f"m_{milvus.collection}")
+    assert set(got) == set(rag.METRICS)
+    exact = (q @ small_kb.vectors.T)
+    best = np.sort(exact, axis=1)[:, ::-1][:, :5]
+    for label, (ids, raw) in got.items():
+        assert raw.shape == (8, 5)
+        assert np.allclose(rag.to_similarity(raw, label), best, atol=2e-3), label
+    assert got["Milvus COSINE"][0] == got["Chroma cosine"][0]
+    # The raw numbers differ: similarity ↓ along the ranking, distances ↑.
+    assert (np.diff(got["Milvus COSINE"][1], axis=1) <= 1e-6).all()
+    assert (np.diff(got["Milvus L2"][1], axis=1) >= -1e-6).all()
+    assert not milvus.client.has_collection(f"m_{milvus.collection}_l2")
