@@ -21,6 +21,7 @@ collection, answers the queries and prints its resident memory before and after,
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -72,6 +73,33 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.n
     return idx, sims
 
 
+class _ConsistencyClient:
+    """A MilvusClient whose searches all run at one consistency level."""
+
+    def __init__(self, client: Any, level: str) -> None:
+        self._client, self._level = client, level
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        return self._client.search(*args, consistency_level=self._level, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def with_consistency(store: MilvusStore, level: str = "Bounded") -> MilvusStore:
+    """A view of the same Milvus store whose searches run at ``level`` ("Strong", "Bounded", …).
+
+    The kit's collections default to Strong, so a search sees every earlier write; on a server
+    that makes each search wait for the next time tick (about 200 ms). Bounded is Milvus's own
+    default and what a read-mostly RAG service uses. Milvus Lite has no time ticks. The view
+    shares the store's client: close the store or the view, not both.
+    """
+    view = copy.copy(store)
+    base = store.client._client if isinstance(store.client, _ConsistencyClient) else store.client
+    view.client = _ConsistencyClient(base, level)
+    return view
+
+
 # ----------------------------------------------------------------------------- maths
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """Median, p95, p99 and mean of per-query latencies, in milliseconds."""
@@ -107,9 +135,14 @@ def ensure_collection(store: VectorStore, chunks: Sequence[Chunk], vectors: np.n
     Returns the seconds the build took, or None when the collection was reused. Either way the
     store is settled (indexes built) before it returns.
     """
+    from pymilvus.exceptions import MilvusException
+
     if store.count() == len(chunks) and _holds(store, chunks, vectors):
-        settle(store)
-        return None
+        try:
+            settle(store)
+            return None
+        except MilvusException:  # a cached collection whose index is gone: build it again
+            pass
     store.reset()
     start = time.perf_counter()
     store.add_documents(chunks, vectors, batch_size=batch_size)

@@ -90,6 +90,8 @@ def test_tiny_end_to_end_run_on_both_stores(tmp_path, small_kb):
         assert bench.ensure_collection(chroma, chunks, vectors) is not None
         assert bench.ensure_collection(lite, chunks, vectors) is not None
         assert bench.ensure_collection(lite, chunks, vectors) is None  # reused, not rebuilt
+        bounded = bench.with_consistency(lite, "Bounded")
+        assert [h.id for h in bounded.search(queries[:2], k=3)[1]] == [h.id for h in lite.search(queries[:2], k=3)[1]]
         stores = {"Chroma": chroma, "Milvus Lite": lite,
                   "exact (numpy)": bench.ExactSearch(vectors, [c.id for c in chunks])}
 
