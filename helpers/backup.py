@@ -21,9 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import StoreError
+from .rag import quiet_pymilvus
 
 MANIFEST = "manifest.json"
 ROWS = "rows.jsonl.gz"
+# Build parameters a server requires but Milvus Lite's describe_index does not report.
+_DEFAULT_BUILD_PARAMS = {"HNSW": {"M": 16, "efConstruction": 100}, "IVF_FLAT": {"nlist": 128},
+                         "IVF_SQ8": {"nlist": 128}, "HNSW_SQ": {"M": 16, "efConstruction": 100}}
 _VECTOR_TYPES = {"FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "BINARY_VECTOR",
                  "SPARSE_FLOAT_VECTOR", "INT8_VECTOR"}
 
@@ -69,8 +73,9 @@ def export_collection(client: Any, collection: str, path: str | Path, batch_size
     expected = int(client.query(collection, filter="", output_fields=["count(*)"],
                                 consistency_level="Strong")[0]["count(*)"])
     written = 0
-    iterator = client.query_iterator(collection, batch_size=batch_size,
-                                     output_fields=[f["name"] for f in fields])
+    with quiet_pymilvus():  # it warns that a Lite or 2.3 server gives no snapshot timestamp
+        iterator = client.query_iterator(collection, batch_size=batch_size,
+                                         output_fields=[f["name"] for f in fields])
     with gzip.open(path / ROWS, "wt", encoding="utf-8") as out, \
             tqdm(total=expected, desc=f"export {collection}", disable=not progress) as bar:
         try:
@@ -118,10 +123,11 @@ def import_collection(client: Any, path: str | Path, collection: str | None = No
         schema.add_field(f["name"], DataType[f["type"]], is_primary=f["is_primary"],
                          **f["params"], **extra)
     idx = dict(manifest["index"])
+    field, kind = idx.pop("field_name"), idx.pop("index_type")
+    metric, index_name = idx.pop("metric_type"), idx.pop("index_name", "")
+    params = idx or _DEFAULT_BUILD_PARAMS.get(kind, {})  # Lite records no build parameters
     index = client.prepare_index_params()
-    index.add_index(idx.pop("field_name"), index_type=idx.pop("index_type"),
-                    metric_type=idx.pop("metric_type"), index_name=idx.pop("index_name", ""),
-                    params={k: v for k, v in idx.items()})
+    index.add_index(field, index_type=kind, metric_type=metric, index_name=index_name, params=params)
     client.create_collection(name, schema=schema, index_params=index,
                              consistency_level=manifest["consistency_level"])
     batch: list[dict[str, Any]] = []

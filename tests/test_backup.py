@@ -64,3 +64,24 @@ def test_rows_file_is_plain_json_lines(tmp_path, small_kb):
         rows = [json.loads(line) for line in fh]
     assert sorted(r["id"] for r in rows) == sorted(c.id for c in small_kb.chunks[:10])
     assert all(len(r["embedding"]) == 384 for r in rows)
+
+
+def test_a_lite_backup_restores_into_any_milvus(tmp_path, milvus_uri, collection_name, small_kb):
+    """Lite's describe_index records no build parameters; a server needs them."""
+    source = MilvusStore(str(tmp_path / "source.db"), "kb")
+    try:
+        source.add_documents(small_kb.chunks, small_kb.vectors)
+        backup.export_collection(source.client, "kb", tmp_path / "bk", progress=False)
+    finally:
+        source.close()
+    target = MilvusStore(milvus_uri, collection_name)  # opens the client; the collection is replaced
+    try:
+        target.client.drop_collection(collection_name)
+        assert backup.import_collection(target.client, tmp_path / "bk", collection_name,
+                                        progress=False) == len(small_kb.chunks)
+        hits = target.search(small_kb.vectors[:10], k=1)
+        assert [h[0].id for h in hits] == [c.id for c in small_kb.chunks[:10]]
+    finally:
+        if target.mode == "server":
+            target.client.drop_collection(collection_name)
+        target.close()

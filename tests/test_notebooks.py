@@ -64,11 +64,42 @@ def _check_02(r: dict[str, Any]) -> None:
     assert r["ms_per_query_batched_no_filter"] < r["ms_per_query_single_no_filter"]
 
 
+def _smoke_06(tmp: Path) -> dict[str, Any]:
+    return {"KB_CHUNKS": 300, "USE_LOCAL_SERVER": False, "MILVUS_URI": str(tmp / "milvus.db"),
+            "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_06(r: dict[str, Any]) -> None:
+    assert r["chunks"] == 300 and r["milvus_mode"] == "lite"
+    assert r["mean_overlap_at_k"] >= 0.95  # the same passages from both stores
+    assert "released" in r["released_cause"] and r["empty_found_by_count"] is True
+    assert r["threshold_0_9_passages"] == {"Chroma": 0, "Milvus": 0}
+    assert r["same_ranking_all_metrics"] is True and r["trap_similarity_code_on_chroma"] < 0.5
+    deleted = r["deleted_chunks"]
+    assert deleted["Chroma"] == deleted["Milvus"] > 0
+    assert r["left_after_delete"] == {"Chroma": 0, "Milvus": 0}
+    assert r["found_after_delete"] == {"Chroma": 0, "Milvus": 0}
+
+
+def _smoke_07(tmp: Path) -> dict[str, Any]:
+    return {"KB_CHUNKS": 300, "SIZING_ROWS": 1000, "USE_LOCAL_SERVER": False,
+            "RESTART_SERVER": False, "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_07(r: dict[str, Any]) -> None:
+    assert r["chunks"] == 300 and r["server"] == "none" and r["healthz_ok"] is None
+    assert r["lite_copy_restore_ok"] is True and r["export_restore_ok"] is True
+    assert r["restored_into"].startswith("milvus_lite") and r["lite_has_ivf_pq"] is False
+    assert r["compose_milvus_image"].startswith("milvusdb/milvus:v")
+
+
 # notebook → (small parameters given a temp folder, assertions on its show_results values)
 SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "00_setup.ipynb": (_smoke_00, _check_00),
     "01_why_migrate.ipynb": (_smoke_01, _check_01),
     "02_schema_design.ipynb": (_smoke_02, _check_02),
+    "06_rag_retrieval.ipynb": (_smoke_06, _check_06),
+    "07_operations.ipynb": (_smoke_07, _check_07),
 }
 
 
