@@ -120,3 +120,75 @@ def check_tenant_top(answer: object, vectors: np.ndarray, ids: Sequence[str], te
     return _verdict(ok, f"{tenant}'s top {k}: {expected}.",
                     "schema.search(client, name, proposal, query, k=5, tenant=...) and take each "
                     "hit's .id; without tenant= the hits come from every tenant.")
+
+
+def check_copied(chroma_path: Any, collection: str, milvus_uri: str, target: str) -> bool:
+    """Exercise 03.1: ``target`` holds a verified copy of Chroma ``collection``."""
+    from .errors import KitError
+    from .migrate import verify
+
+    try:
+        report = verify(chroma_path, collection, milvus_uri, target, progress=False)
+    except KitError as exc:
+        return _verdict(False, "", f"{exc} Run python -m helpers.migrate (or main([...])) first.")
+    return _verdict(report.ok, f"{target} is a verified copy: {report.target_rows} rows, top-"
+                               f"{report.top_k} overlap {report.overlap:.2f}.",
+                    "migrate with --target-collection and the same --milvus-uri, then --verify-only.")
+
+
+def check_long_document_option(answer: object) -> bool:
+    """Exercise 03.2: the option value that keeps every record of a collection with a too-long document."""
+    return _verdict(answer == "truncate", "--on-long-document truncate keeps the record (its text cut "
+                                          "at 65,535 bytes, on a character boundary) and counts it.",
+                    "skip drops the record, fail writes nothing: which one keeps every id?")
+
+
+def check_max_threshold(answer: object, store: ChromaStore | MilvusStore, question_vectors: np.ndarray) -> bool:
+    """Exercise 06.1: the highest threshold at which every question still gets a passage."""
+    expected = min(hits[0].similarity for hits in store.search(question_vectors, k=1))
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) < 0.005
+    return _verdict(ok, f"{expected:.3f}: the worst question's best similarity. Any higher and "
+                        "some question gets no passage at all.",
+                    "search every question with k=1 and take the smallest top-1 similarity.")
+
+
+def check_threshold_conversion(cosine: object, l2: object, chroma_distance: float) -> bool:
+    """Exercise 06.2: Chroma's ``distance ≤ d`` as a Milvus COSINE and a Milvus L2 threshold."""
+    ok = all(isinstance(a, (int, float)) for a in (cosine, l2)) and \
+        abs(float(cosine) - (1 - chroma_distance)) < 1e-6 and abs(float(l2) - 2 * chroma_distance) < 1e-6
+    return _verdict(ok, f"distance ≤ {chroma_distance} ⇔ COSINE similarity ≥ {1 - chroma_distance:.2f} "
+                        f"⇔ squared L2 ≤ {2 * chroma_distance:.2f} (unit vectors).",
+                    "cosine distance d = 1 − cos; squared L2 between unit vectors = 2 − 2·cos.")
+
+
+def check_retrieves(store: MilvusStore, query_vector: np.ndarray, k: int = 5) -> bool:
+    """Exercise 06.3: the broken collection answers again."""
+    from .errors import KitError
+    from .rag import retrieve
+
+    try:
+        hits = retrieve(store, "", k=k, query_vector=query_vector).hits
+    except KitError as exc:
+        return _verdict(False, "", f"{exc}")
+    return _verdict(len(hits) == k, f"{store.collection} answers again with {len(hits)} passages.",
+                    "run diagnose_empty_results on it and apply the fix it names.")
+
+
+def check_vector_memory(answer: object, rows: int, dim: int) -> bool:
+    """Exercise 07.1: bytes of raw float32 vectors for ``rows`` × ``dim``."""
+    expected = rows * dim * 4
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) <= 0.01 * expected
+    return _verdict(ok, f"{rows:,} × {dim} × 4 bytes = {expected / 2**20:,.1f} MiB of raw vectors; "
+                        "an HNSW graph and the text fields come on top.",
+                    "a float32 takes 4 bytes; one vector has dim of them.")
+
+
+def check_restored(store: MilvusStore, chunks: Sequence[Chunk], vectors: np.ndarray) -> bool:
+    """Exercise 07.2: ``store`` is a complete restore of the knowledge base."""
+    count = store.count()
+    sample = list(range(0, len(chunks), max(1, len(chunks) // 20)))
+    top = [hits[0].id if hits else None for hits in store.search(vectors[sample], k=1)]
+    ok = count == len(chunks) and top == [chunks[i].id for i in sample]
+    return _verdict(ok, f"{store.collection}: {count} chunks, each sampled chunk finds itself first.",
+                    "backup.import_collection(client, backup_folder, 'your_name'), then open it with "
+                    "MilvusStore(uri, 'your_name', create=False).")

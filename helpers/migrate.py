@@ -331,7 +331,8 @@ def _save_state(client: Any, target: str, state: dict[str, Any]) -> None:
     client.upsert(STATE_COLLECTION, [{"target": target, "state": state, "unused": [1.0, 0.0]}])
 
 
-def _drop(client: Any, target: str) -> None:
+def drop_target(client: Any, target: str) -> None:
+    """Drop a target collection and its checkpoint."""
     if client.has_collection(target):
         client.drop_collection(target)
     if client.has_collection(STATE_COLLECTION):
@@ -421,7 +422,7 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
     uri = config.milvus_uri(milvus_uri)
     with milvus_client(uri) as client:
         if restart:
-            _drop(client, target)
+            drop_target(client, target)
         state = load_state(client, target)
         _check_resumable(client, target, state, key)
         first = _first(source)
@@ -587,8 +588,11 @@ def _compare(want: Record, got: Record, checks: dict[str, Differences]) -> None:
         delta = np.abs(a - b).max() if a.shape == b.shape else f"{b.size} dimensions"
         checks["vector differs"].add(f"{want.id!r}: max |Δ| {delta}")
     if want.document != got.document:
-        checks["document differs"].add(f"{want.id!r}: {str(want.document)[:60]!r} in Chroma, "
-                                       f"{str(got.document)[:60]!r} in Milvus")
+        w, g = str(want.document), str(got.document)
+        at = next((i for i, (x, y) in enumerate(zip(w, g)) if x != y), min(len(w), len(g)))
+        start = max(0, at - 20)
+        checks["document differs"].add(f"{want.id!r} from character {at}: …{w[start:at + 40]!r} in "
+                                       f"Chroma, …{g[start:at + 40]!r} in Milvus")
     if _canonical(want.metadata) != _canonical(got.metadata):
         checks["metadata differs"].add(f"{want.id!r}: {_canonical(want.metadata)[:80]} in Chroma, "
                                        f"{_canonical(got.metadata)[:80]} in Milvus")

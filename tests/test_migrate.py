@@ -267,7 +267,7 @@ def test_verification_names_records_altered_after_migration(tricky, capsys):
     report = verify(chroma, "tricky", uri, progress=False)
     assert not report.ok
     diff = report.diff()
-    for line in ["'r001': 'doc 1' in Chroma, 'changed' in Milvus", "'r002': {\"i\": 2} in Chroma, "
+    for line in ["'r001' from character 0: …'doc 1' in Chroma, …'changed' in Milvus", "'r002': {\"i\": 2} in Chroma, "
                  "{\"i\": 2.0} in Milvus", "vector differs (1):\n  'r003'", "missing in Milvus (1):\n  'r007'",
                  "extra in Milvus (1):\n  'not-in-chroma'"]:
         assert line in diff
