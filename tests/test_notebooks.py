@@ -93,11 +93,29 @@ def _check_07(r: dict[str, Any]) -> None:
     assert r["compose_milvus_image"].startswith("milvusdb/milvus:v")
 
 
+def _smoke_03(tmp: Path) -> dict[str, Any]:
+    return {"KB_CHUNKS": 300, "BENCH_RECORDS": 1000, "REEMBED_SAMPLE": 10, "BATCH_SIZE": 250,
+            "MILVUS_URI": str(tmp / "milvus.db"), "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_03(r: dict[str, Any]) -> None:
+    assert r["copied"] == r["kb_chunks"] == 300 and r["copy_verified"]
+    assert r["reprocess_slower_than_copy"]
+    assert r["resume_killed_signal"] == 9 and r["resumed_from_checkpoint"]
+    assert r["resumed_rows"] == 300 and r["resumed_verified"]
+    assert r["altered_found"] == {"missing in Milvus": 1, "vector differs": 1, "document differs": 1,
+                                  "metadata differs": 1}
+    assert r["verify_only_exit"] == 1
+    assert r["preflight_refused_long_document"] and r["truncated"] == 1
+    assert r["bench_records"] == 1000 and r["bench_verified"]
+
+
 # notebook → (small parameters given a temp folder, assertions on its show_results values)
 SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "00_setup.ipynb": (_smoke_00, _check_00),
     "01_why_migrate.ipynb": (_smoke_01, _check_01),
     "02_schema_design.ipynb": (_smoke_02, _check_02),
+    "03_migration.ipynb": (_smoke_03, _check_03),
     "06_rag_retrieval.ipynb": (_smoke_06, _check_06),
     "07_operations.ipynb": (_smoke_07, _check_07),
 }
