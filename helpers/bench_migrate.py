@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import config
 from .kb import KnowledgeBase, knowledge_base
-from .migrate import METRICS, Mirror, migrate, open_source, pages, upsert_rows, verify
+from .migrate import METRICS, Mirror, migrate, open_source, pages, verify, write_rows
 from .schema import chroma_space
 from .stores import CHROMA_MAX_BATCH, ChromaStore, milvus_client
 from .synthetic import scaled_knowledge_base
@@ -71,11 +71,10 @@ def insert_alone(chroma_path: str | Path | None, collection: str, milvus_uri: st
     with milvus_client(milvus_uri) as client:
         if client.has_collection(target):
             client.drop_collection(target)
-        client.create_collection(target, schema=mirror.schema(), index_params=mirror.index_params(),
-                                 consistency_level="Strong")
+        mirror.create(client, target)
         start = time.perf_counter()
         for i in range(0, len(rows), batch_size):
-            upsert_rows(client, target, rows[i:i + batch_size], mirror.dim)
+            write_rows(client, target, rows[i:i + batch_size], mirror)
         client.flush(target)
         seconds = time.perf_counter() - start
         client.drop_collection(target)

@@ -69,7 +69,7 @@ from . import config
 from .errors import ConfigError, DataError, KitError, StoreError
 from .schema import METRICS, Record, chroma_space
 from .stores import (CHROMA_MAX_BATCH, HNSW_EF, HNSW_EF_CONSTRUCTION, HNSW_M, MAX_VARCHAR_BYTES,
-                     ChromaStore, milvus_client)
+                     ChromaStore, milvus_client, milvus_string)
 
 MAX_JSON_BYTES = 65_536  # the Milvus server's limit for one JSON value (compact UTF-8)
 MAX_CALL_BYTES = 16 * 2**20  # per upsert call: well under gRPC's 64 MB message limit
@@ -106,6 +106,12 @@ class Mapping(Protocol):
 
     def from_row(self, row: dict[str, Any]) -> Record:
         """The record a row (with every field, the vector included) came from."""
+
+    def create(self, client: Any, name: str) -> None:
+        """Create the target collection with this schema and index, loaded."""
+
+    def write(self, client: Any, name: str, rows: list[dict[str, Any]]) -> None:
+        """Write rows so that writing them again replaces them (idempotent)."""
 
 
 def _json_bytes(value: Any) -> int:
@@ -152,6 +158,15 @@ class Mirror:
         return {"id": record.id, "embedding": record.embedding,
                 "document": record.document or "", "has_document": record.document is not None,
                 "metadata": record.metadata or {}, "has_metadata": record.metadata is not None}
+
+    def create(self, client: Any, name: str) -> None:
+        """Create the collection (Strong consistency: verification reads its own writes)."""
+        client.create_collection(name, schema=self.schema(), index_params=self.index_params(),
+                                 consistency_level="Strong")
+
+    def write(self, client: Any, name: str, rows: list[dict[str, Any]]) -> None:
+        """Upsert: a server keeps duplicate primary keys on insert, upsert replaces them."""
+        client.upsert(name, rows)
 
     def from_row(self, row: dict[str, Any]) -> Record:
         """The record back, ``None`` document and metadata restored from the flags."""
@@ -322,7 +337,7 @@ def load_state(client: Any, target: str) -> dict[str, Any] | None:
     if not client.has_collection(STATE_COLLECTION):
         return None
     client.load_collection(STATE_COLLECTION)
-    rows = client.query(STATE_COLLECTION, filter=f"target == {_quote(target)}",
+    rows = client.query(STATE_COLLECTION, filter=f"target == {milvus_string(target)}",
                         output_fields=["state"], consistency_level="Strong")
     return rows[0]["state"] if rows else None
 
@@ -336,13 +351,7 @@ def drop_target(client: Any, target: str) -> None:
     if client.has_collection(target):
         client.drop_collection(target)
     if client.has_collection(STATE_COLLECTION):
-        client.delete(STATE_COLLECTION, filter=f"target == {_quote(target)}")
-
-
-def _quote(text: str) -> str:
-    """A string literal for a Milvus filter expression (pymilvus's get() does not escape ids)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+        client.delete(STATE_COLLECTION, filter=f"target == {milvus_string(target)}")
 
 
 # ------------------------------------------------------------------------------- migrate
@@ -395,19 +404,19 @@ def _row_bytes(row: dict[str, Any], dim: int) -> int:
             + sum(_json_bytes(v) for v in row.values() if isinstance(v, dict)))
 
 
-def upsert_rows(client: Any, target: str, rows: list[dict[str, Any]], dim: int) -> None:
-    """Upsert rows in calls of at most MAX_CALL_BYTES (gRPC refuses messages over 64 MB)."""
+def write_rows(client: Any, target: str, rows: list[dict[str, Any]], mapping: Mapping) -> None:
+    """Write rows (``mapping.write``) in calls of at most MAX_CALL_BYTES (gRPC refuses > 64 MB)."""
     call: list[dict[str, Any]] = []
     size = 0
     for row in rows:
-        row_size = _row_bytes(row, dim)
+        row_size = _row_bytes(row, mapping.dim)
         if call and size + row_size > MAX_CALL_BYTES:
-            client.upsert(target, call)
+            mapping.write(client, target, call)
             call, size = [], 0
         call.append(row)
         size += row_size
     if call:
-        client.upsert(target, call)
+        mapping.write(client, target, call)
 
 
 def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | None = None,
@@ -439,8 +448,7 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
         preflight((page for _, page in _read_ahead(pages(source, batch_size))), mapping, policy)
         report.preflight_s = time.perf_counter() - started
         if not client.has_collection(target):
-            client.create_collection(target, schema=mapping.schema(),
-                                     index_params=mapping.index_params(), consistency_level="Strong")
+            mapping.create(client, target)
         _state_collection(client)
         state = state or {"source": key, "mapping": type(mapping).__name__, "policy": asdict(policy),
                           "offset": 0, "done": False}
@@ -448,7 +456,7 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
         t0, done = time.perf_counter(), 0
         for offset, records in _read_ahead(pages(source, batch_size, state["offset"])):
             outcomes = [decide(r, mapping.dim, mapping, policy) for r in records]
-            upsert_rows(client, target, [o.row for o in outcomes if o.row is not None], mapping.dim)
+            write_rows(client, target, [o.row for o in outcomes if o.row is not None], mapping)
             state["offset"] = offset + len(records)
             _save_state(client, target, state)  # after the page's upsert was acknowledged
             for o in outcomes:
@@ -573,7 +581,7 @@ def _fetch(client: Any, target: str, mapping: Mapping, ids: list[str]) -> dict[s
     """The target's records with these Chroma ids (duplicates collapse), by id."""
     if not ids:
         return {}
-    rows = client.query(target, filter=f"id in [{','.join(_quote(i) for i in ids)}]",
+    rows = client.query(target, filter=f"id in [{','.join(milvus_string(i) for i in ids)}]",
                         output_fields=["*"], consistency_level="Strong")
     return {r.id: r for r in map(mapping.from_row, rows)}
 
@@ -717,6 +725,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target-collection", help="the Milvus collection (default: the Chroma name, "
                                                "with characters other than letters, digits and _ as _)")
     p.add_argument("--batch-size", type=int, default=1000, help="records per page (default 1000)")
+    p.add_argument("--schema", metavar="FILE|proposed",
+                   help="a typed schema instead of the lossless mirror: a proposal saved by "
+                        "`python -m helpers.schema` (JSON), or 'proposed' to inspect the source "
+                        "and use the proposal for this target")
     p.add_argument("--verify-only", action="store_true", help="compare source and target, write nothing")
     p.add_argument("--no-verify", action="store_true", help="skip the verification after the copy")
     p.add_argument("--restart", action="store_true", help="drop the target and its checkpoint first")
@@ -775,6 +787,18 @@ def interrupted_run(args: list[str], kill_after: int, timeout: float = 120) -> i
     return proc.wait(30)
 
 
+def _mapping(args: argparse.Namespace, collection: str) -> Mapping | None:
+    """The mapping the CLI was asked for: None (the mirror), a saved proposal, or a fresh one."""
+    from .schema import SchemaProposal, inspect_collection, propose, target_for
+
+    if args.schema is None:
+        return None
+    if args.schema == "proposed":
+        source = open_source(args.chroma_path, collection)
+        return propose(inspect_collection(source), target=target_for(config.milvus_uri(args.milvus_uri)))
+    return SchemaProposal.load(args.schema)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return 0 (done and verified), 1 (verification failed) or 2 (refused)."""
     args = _parser().parse_args(argv)
@@ -787,15 +811,19 @@ def main(argv: list[str] | None = None) -> int:
         check = dict(batch_size=args.batch_size, policy=policy, progress=not args.no_progress)
         verify_kw = dict(samples=args.samples, k=args.top_k, min_overlap=args.min_overlap)
         for name, target in _collections(args):
+            mapping = _mapping(args, name)
             if args.verify_only:
-                result = verify(args.chroma_path, name, args.milvus_uri, target, **check, **verify_kw)
+                result = verify(args.chroma_path, name, args.milvus_uri, target, mapping=mapping,
+                                **check, **verify_kw)
             else:
-                report = migrate(args.chroma_path, name, args.milvus_uri, target, restart=args.restart,
-                                 max_rate=args.max_rate, verify_after=False, **check)
+                report = migrate(args.chroma_path, name, args.milvus_uri, target, mapping=mapping,
+                                 restart=args.restart, max_rate=args.max_rate, verify_after=False,
+                                 **check)
                 print(report, flush=True)
                 if args.no_verify or report.source_records == 0:
                     continue
-                result = verify(args.chroma_path, name, args.milvus_uri, target, **check, **verify_kw)
+                result = verify(args.chroma_path, name, args.milvus_uri, target, mapping=mapping,
+                                **check, **verify_kw)
             print(result, flush=True)
             failed |= not result.ok
     except KitError as exc:

@@ -44,7 +44,7 @@ import numpy as np
 from .corpus import Chunk
 from .errors import ConfigError, DataError, StoreError
 from .stores import (CHROMA_MAX_BATCH, HNSW_EF, HNSW_EF_CONSTRUCTION, HNSW_M, MAX_VARCHAR_BYTES,
-                     Hit, check_vectors)
+                     Hit, check_vectors, milvus_string)
 
 PAGE_SIZE = 1_000  # rows per Chroma get(): well under SQLite's ~32k-variable limit
 CARDINALITY_CAP = 10_000  # distinct values counted per key before we stop counting
@@ -571,7 +571,8 @@ class SchemaProposal:
         """
         if self.partition_key and self.target == "server":
             keys = [r[self.pk_field] for r in rows]
-            client.delete(name, filter=f"{self.pk_field} in {json.dumps(keys)}")
+            literals = [milvus_string(k) if isinstance(k, str) else str(k) for k in keys]
+            client.delete(name, filter=f"{self.pk_field} in [{','.join(literals)}]")
             client.insert(name, rows)
         else:
             client.upsert(name, rows)
@@ -592,7 +593,7 @@ class SchemaProposal:
 
     def fetch(self, client: Any, name: str, ids: Sequence[str]) -> list[Record]:
         """The records with these Chroma ids, read back from Milvus, in the order asked."""
-        rows = client.query(name, filter=f"{ID_FIELD} in {json.dumps(list(ids))}",
+        rows = client.query(name, filter=f"{ID_FIELD} in [{','.join(map(milvus_string, ids))}]",
                             output_fields=["*"])
         by_id = {r[ID_FIELD]: self.from_row(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
@@ -766,7 +767,7 @@ def search(client: Any, name: str, proposal: SchemaProposal, queries: np.ndarray
     if tenant is not None:
         if not proposal.partition_key:
             raise ConfigError("This schema has no partition key: propose(..., partition_key='tenant').")
-        cond = f"{proposal.partition_key} == {json.dumps(tenant)}"
+        cond = f"{proposal.partition_key} == {milvus_string(tenant)}"
         expr = f"({expr}) and {cond}" if expr else cond
     out: list[list[Hit]] = []
     for i in range(0, len(q), batch_size):

@@ -12,7 +12,6 @@ Scores: Chroma reports cosine *distance* (1 − cos, lower is closer); Milvus CO
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,6 +65,12 @@ class VectorStore(Protocol):
 
     def count(self) -> int:
         """How many chunks the store holds."""
+
+
+def milvus_string(text: str) -> str:
+    """``text`` as a string literal for a Milvus filter expression, escaped (non-ASCII kept)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
 
 
 def check_vectors(embeddings: np.ndarray, dim: int, n: int | None = None) -> np.ndarray:
@@ -302,7 +307,7 @@ class MilvusStore:
     def delete_document(self, doc_id: str) -> int:
         """Delete the document's chunks (a boolean expression on doc_id)."""
         before = self.count()
-        self.client.delete(self.collection, filter=f"doc_id == {json.dumps(doc_id)}")
+        self.client.delete(self.collection, filter=f"doc_id == {milvus_string(doc_id)}")
         return before - self.count()
 
     def count(self) -> int:

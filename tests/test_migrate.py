@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -277,20 +276,10 @@ def test_verification_names_records_altered_after_migration(tricky, capsys):
 
 
 # --------------------------------------------------------------------------- server
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server_uri(tmp_path_factory):
-    from helpers.server import local_server, server_available
-
-    if not server_available():
-        pytest.skip('Milvus server binaries unusable here (pip install "milvus==2.3.5")')
-    with local_server(tmp_path_factory.mktemp("milvus_server"), port=_free_port()) as server:
-        yield server.uri
+@pytest.fixture
+def server_uri(milvus_server) -> str:
+    """The session's local Milvus server (tests/conftest.py; skipped where it cannot run)."""
+    return milvus_server.uri
 
 
 def test_server_round_trip_and_resume_exactly_once(server_uri, tmp_path):
@@ -312,3 +301,31 @@ def test_server_verification_counts_a_duplicated_key(server_uri, tmp_path):
         client.insert("dups", [Mirror(8, "COSINE").to_row(rec)])  # insert, not upsert: a second row
     report = verify(chroma, "tricky", server_uri, target="dups", progress=False)
     assert not report.ok and report.checks["duplicated primary keys"].count == 1
+
+
+def test_a_proposed_schema_with_a_partition_key_migrates_losslessly(tmp_path, small_kb, milvus_uri,
+                                                                    collection_name):
+    """--schema FILE: a typed schema (issue 3's proposal) instead of the mirror, tenants as the
+    partition key; on a server this path must not upsert (it misplaces partition-key rows)."""
+    from helpers.schema import fill_chroma, tenant_metadata
+    from helpers.schema import main as schema_main
+
+    chroma = tmp_path / "kb"
+    col = _client(chroma).create_collection("kb_tenants", embedding_function=None,
+                                            configuration={"hnsw": {"space": "cosine"}})
+    fill_chroma(col, small_kb.chunks, small_kb.vectors, [tenant_metadata(c, 4) for c in small_kb.chunks])
+    target = "server" if milvus_uri.startswith("http") else "lite"
+    proposal = tmp_path / "schema.json"
+    assert schema_main(["propose", "--chroma-path", str(chroma), "--collection", "kb_tenants",
+                        "--target", target, "--partition-key", "tenant", "--out", str(proposal)]) == 0
+    args = ["--chroma-path", str(chroma), "--collection", "kb_tenants", "--milvus-uri", milvus_uri,
+            "--target-collection", collection_name, "--schema", str(proposal), "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 0  # a second run replaces, never duplicates
+    with milvus_client(milvus_uri) as client:
+        client.load_collection(collection_name)  # a reopened Lite collection starts released
+        tenant = tenant_metadata(small_kb.chunks[0], 4)["tenant"]
+        rows = client.query(collection_name, filter=f'tenant == "{tenant}"', output_fields=["id"])
+        expected = {c.id for c in small_kb.chunks if tenant_metadata(c, 4)["tenant"] == tenant}
+        assert {r["id"] for r in rows} == expected
+        client.drop_collection(collection_name)
