@@ -1,7 +1,9 @@
 """Where things live and how big a run is. The only module that reads the environment.
 
-- ``MILVUS_URI``: a Milvus Lite file (path ending in ``.db``, the embedded default) or a
-  server (``http://localhost:19530``). Default: ``data/milvus_kit.db``.
+- ``MILVUS_URI``: a Milvus server (``http://localhost:19530``). pymilvus itself reads this
+  variable when it is imported and accepts only a server address there.
+- ``MILVUS_LITE_PATH``: another Milvus Lite file (a path ending in ``.db``) when no server is
+  named. Default: ``data/milvus_kit.db``, the embedded default.
 - ``CHROMA_PATH``: the folder of Chroma's persistent client. Default: ``data/chroma``.
 - ``KIT_CACHE_DIR``: the embedding cache. Default: ``data/cache``.
 """
@@ -56,8 +58,13 @@ def scale(name: str) -> Scale:
 
 
 def milvus_uri(uri: str | None = None) -> str:
-    """The Milvus URI to use: ``uri`` if given, else ``$MILVUS_URI``, else the Lite file."""
-    value = uri or os.environ.get("MILVUS_URI") or DEFAULT_MILVUS_URI
+    """The Milvus URI: ``uri`` if given, else ``$MILVUS_URI`` (a server), else the Lite file."""
+    env = os.environ.get("MILVUS_URI")
+    if not uri and env and not env.startswith(_SERVER_SCHEMES):
+        raise ConfigError(
+            f"MILVUS_URI={env!r} is not a server address, and pymilvus reads this variable itself: "
+            "set it to http://host:19530, or unset it and set MILVUS_LITE_PATH for a Lite file.")
+    value = uri or env or os.environ.get("MILVUS_LITE_PATH") or DEFAULT_MILVUS_URI
     return check_milvus_uri(value)
 
 
@@ -76,6 +83,12 @@ def check_milvus_uri(uri: str) -> str:
             "a Lite file name must end in '.db' (e.g. data/milvus_kit.db)."
         )
     return str(Path(uri).expanduser().resolve())
+
+
+def chosen_milvus_uri(uri: str | None = None) -> str | None:
+    """``uri`` if given, else ``$MILVUS_URI`` (validated), else None: nobody chose a Milvus."""
+    value = uri or os.environ.get("MILVUS_URI")
+    return check_milvus_uri(value) if value else None
 
 
 def is_lite(uri: str) -> bool:

@@ -10,6 +10,15 @@ def test_default_uri_is_a_lite_file_under_data(monkeypatch):
     assert uri.endswith("data/milvus_kit.db") and config.is_lite(uri)
 
 
+def test_a_lite_path_goes_in_milvus_lite_path_not_milvus_uri(monkeypatch, tmp_path):
+    monkeypatch.setenv("MILVUS_URI", str(tmp_path / "x.db"))  # pymilvus would refuse it at import
+    with pytest.raises(ConfigError, match="MILVUS_LITE_PATH"):
+        config.milvus_uri()
+    monkeypatch.delenv("MILVUS_URI")
+    monkeypatch.setenv("MILVUS_LITE_PATH", str(tmp_path / "x.db"))
+    assert config.milvus_uri() == str(tmp_path / "x.db")
+
+
 def test_env_var_and_argument(monkeypatch):
     monkeypatch.setenv("MILVUS_URI", "http://localhost:19530")
     assert config.milvus_uri() == "http://localhost:19530"
