@@ -7,11 +7,12 @@ MILVUS_LOCAL_DIR ?= data/milvus_server
 MILVUS_PORT ?= 19530
 
 .DEFAULT_GOAL := help
-.PHONY: help install walkthrough test health lab milvus-local milvus-local-stop milvus-local-status milvus-up milvus-down clean
+.PHONY: help install walkthrough test test-notebooks health lab milvus-local milvus-local-stop milvus-local-status milvus-up milvus-down clean
 
 help:
 	@echo "make walkthrough   run every notebook in order (embedded Milvus Lite), writing them back"
 	@echo "make test          run the test suite (helpers, notebooks at small scale, nbval)"
+	@echo "make test-notebooks  nbval every committed notebook at its committed scale (~15 min)"
 	@echo "make lab           open the notebooks in JupyterLab"
 	@echo "make health        print the guide's health JSON for both stores"
 	@echo "make milvus-local  start a local Milvus server without Docker (make milvus-local-stop)"
@@ -33,6 +34,9 @@ walkthrough: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest notebooks --all-notebooks
 
 health: $(STAMP)
 	$(BIN)/python -m helpers.health

@@ -110,11 +110,48 @@ def _check_03(r: dict[str, Any]) -> None:
     assert r["bench_records"] == 1000 and r["bench_verified"]
 
 
+def _smoke_04(tmp: Path) -> dict[str, Any]:
+    return {"N_RECORDS": 3000, "KB_CHUNKS": 300, "HELD_OUT": 50, "PROBE_ROWS": 1000,
+            "CHROMA_EFS": [10, 80], "USE_LOCAL_SERVER": False, "WORK_DIR": str(tmp / "indexes"),
+            "MILVUS_URI": str(tmp / "indexes.db"), "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_04(r: dict[str, Any]) -> None:
+    assert r["milvus_mode"] == "lite" and r["records"] == 3000 and r["synthetic_records"] == 2750
+    # Lite refuses IVF_PQ, SCANN and DISKANN, records them anyway, and searches exactly behind them.
+    assert r["lite_refused"] == r["lite_recorded_but_exact"] == ["DISKANN", "IVF_PQ", "SCANN"]
+    assert r["lite_autoindex_search"] == "approximate"  # AUTOINDEX is really HNSW
+    assert r["built"] == ["FLAT", "HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8"]
+    assert r["not_built"] == ["DISKANN", "IVF_PQ", "SCANN"]
+    assert r["flat_recall"] == 1.0 and r["hnsw_best_recall"] >= 0.98 and r["chroma_best_recall"] >= 0.98
+    assert r["chroma_recall_rises_with_ef"] and r["pareto_points"] >= 2
+    assert r["milvus_reaches_0.95"] and r["chroma_reaches_0.95"]
+
+
+def _smoke_05(tmp: Path) -> dict[str, Any]:
+    return {"N_RECORDS": 3000, "KB_CHUNKS": 300, "HELD_OUT": 50, "MAX_QUERIES": 80, "INSERT_ROWS": 300,
+            "INSERT_BATCHES": [30, 300], "TOP_KS": [1, 10], "HNSW_M": [], "IVF_NLIST": [32],
+            "PARTITION_ROWS": 2000, "CLIENTS": [1, 2], "SCALING_SIZES": [500, 3000], "QPS_SECONDS": 0.2, "USE_LOCAL_SERVER": False,
+            "WORK_DIR": str(tmp / "tuning"), "MILVUS_URI": str(tmp / "tuning.db"),
+            "CHROMA_PATH": str(tmp / "chroma")}
+
+
+def _check_05(r: dict[str, Any]) -> None:
+    assert r["milvus_mode"] == "lite" and r["records"] == 3000 and r["synthetic_records"] == 2750
+    assert r["queries"] == 80 and r["insert_batches"] == 2 and r["filters_measured"] == 6 and r["scaling_points"] == 2
+    assert r["growing_recall"] == 1.0 and r["sealed_faster_than_growing"]  # Lite: growing rows searched exactly
+    assert r["released_search_refused"] and r["scalar_index"] == "INVERTED"
+    assert r["grid_configs"] == 2 and r["topk_recall_min"] >= 0.9
+    assert r["tuned_recall_at_least_0.95"] and r["chroma_recall_at_least_0.95"]
+
+
 # notebook → (small parameters given a temp folder, assertions on its show_results values)
 SMOKE: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "00_setup.ipynb": (_smoke_00, _check_00),
     "01_why_migrate.ipynb": (_smoke_01, _check_01),
     "02_schema_design.ipynb": (_smoke_02, _check_02),
+    "04_index_types.ipynb": (_smoke_04, _check_04),
+    "05_performance_tuning.ipynb": (_smoke_05, _check_05),
     "03_migration.ipynb": (_smoke_03, _check_03),
     "06_rag_retrieval.ipynb": (_smoke_06, _check_06),
     "07_operations.ipynb": (_smoke_07, _check_07),
@@ -154,6 +191,9 @@ def test_lint(path: Path):
     assert "## Summary" in headings and "## Exercises" in headings
     assert not re.search(r"\b(TODO|FIXME|XXX)\b", "".join(_src(c) for c in cells))
     assert path.name in SMOKE, "every notebook has a small-scale run in SMOKE"
+    kit = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("kit", {})
+    if kit.get("nbval_in_make_test") is False:
+        assert len(kit.get("why", "")) > 20, "a notebook that skips nbval in make test says why"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
