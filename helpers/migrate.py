@@ -33,8 +33,9 @@ How it works, and why:
    twice (Lite overwrites), so every write is an ``upsert``: writing a record again replaces it.
    After each page the run records a checkpoint (the next Chroma offset, counts) in a small
    collection of the target database, ``chroma_migration_state``, after the page's upsert has
-   been acknowledged. Killed at any moment (SIGKILL included), the next run with the same
-   command resumes at the checkpoint; the page in flight, written or not, partly or wholly, is
+   been acknowledged (and once before the first page, so the target is known to be this
+   migration's). Killed at any moment (SIGKILL included), the next run with the same command
+   resumes at the checkpoint; the page in flight, written or not, partly or wholly, is
    upserted again: no gaps, no duplicates. The checkpoint lives with the data (a server on
    another machine, a Lite folder) and goes when the target is dropped; Lite appends every
    acknowledged write to its log before answering, so a killed process loses no acknowledged
@@ -246,7 +247,7 @@ def pages(collection: Any, batch_size: int, start: int = 0) -> Iterator[tuple[in
                              offset=offset)
         if not res["ids"]:
             return
-        vectors = [np.asarray(v, dtype=np.float32) for v in res["embeddings"]]
+        vectors = np.asarray(res["embeddings"], dtype=np.float32)  # Chroma returns float64
         yield offset, [Record(i, v, d, m) for i, v, d, m in
                        zip(res["ids"], vectors, res["documents"], res["metadatas"])]
         offset += len(res["ids"])
@@ -452,6 +453,7 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
         _state_collection(client)
         state = state or {"source": key, "mapping": type(mapping).__name__, "policy": asdict(policy),
                           "offset": 0, "done": False}
+        _save_state(client, target, state)  # from now on the target is this migration's
         bar = _bar(progress, key["records"], report.resumed_from, f"migrate {collection}")
         t0, done = time.perf_counter(), 0
         for offset, records in _read_ahead(pages(source, batch_size, state["offset"])):
