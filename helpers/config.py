@@ -86,9 +86,11 @@ def check_milvus_uri(uri: str) -> str:
 
 
 def chosen_milvus_uri(uri: str | None = None) -> str | None:
-    """``uri`` if given, else ``$MILVUS_URI`` (validated), else None: nobody chose a Milvus."""
-    value = uri or os.environ.get("MILVUS_URI")
-    return check_milvus_uri(value) if value else None
+    """The Milvus someone chose: ``uri``, ``$MILVUS_URI`` or ``$MILVUS_LITE_PATH`` (as
+    ``milvus_uri`` reads them), or None when nobody chose one (a notebook may then start a server)."""
+    if uri or os.environ.get("MILVUS_URI") or os.environ.get("MILVUS_LITE_PATH"):
+        return milvus_uri(uri)
+    return None
 
 
 def is_lite(uri: str) -> bool:

@@ -192,3 +192,46 @@ def check_restored(store: MilvusStore, chunks: Sequence[Chunk], vectors: np.ndar
     return _verdict(ok, f"{store.collection}: {count} chunks, each sampled chunk finds itself first.",
                     "backup.import_collection(client, backup_folder, 'your_name'), then open it with "
                     "MilvusStore(uri, 'your_name', create=False).")
+
+
+def check_fastest_at(answer: object, curves: "pd.DataFrame", min_recall: float) -> bool:
+    """Exercise 04.1: (index, value) of the highest-QPS configuration reaching ``min_recall``."""
+    from .indexes import fastest_at
+
+    best = fastest_at(curves, min_recall)
+    if best is None:
+        return _verdict(answer is None, f"no configuration reaches recall {min_recall}.",
+                        f"no row has recall ≥ {min_recall}: the answer is None.")
+    expected = (best["index"], best["value"])
+    ok = isinstance(answer, tuple) and len(answer) == 2 and answer[0] == expected[0] and str(answer[1]) == str(expected[1])
+    return _verdict(ok, f"{expected[0]} at {best['param']}={expected[1]}: {best['qps']:,.0f} QPS, recall {best['recall']:.3f}.",
+                    f"keep the rows with recall ≥ {min_recall}, take the one with the largest qps, "
+                    "answer (its index, its value).")
+
+
+def check_pq_bytes(answer: object, dim: int, m: int, nbits: int = 8) -> bool:
+    """Exercise 04.2: how many times smaller IVF_PQ's codes are than float32 vectors."""
+    expected = dim * 4 / (m * nbits / 8)
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) < 1e-6
+    return _verdict(ok, f"{dim} float32 = {dim * 4} bytes; {m} codes of {nbits} bits = {m * nbits // 8} bytes: "
+                        f"{expected:.0f}× smaller (plus the cluster ids and codebooks).",
+                    "a float32 vector takes dim × 4 bytes; a PQ code takes m × nbits / 8 bytes.")
+
+
+def check_smallest_value(answer: object, grid: "pd.DataFrame", config: str, min_recall: float) -> bool:
+    """Exercise 05.1: the smallest search-parameter value of ``config`` reaching ``min_recall``."""
+    ok_rows = grid[(grid["config"] == config) & (grid["recall"] >= min_recall)]
+    expected = None if ok_rows.empty else ok_rows["value"].min()
+    ok = answer == expected
+    return _verdict(ok, f"{config}: {expected} is the smallest value reaching recall {min_recall}."
+                    if expected is not None else f"no {config} setting reaches recall {min_recall}.",
+                    f"keep the rows of config {config!r} with recall ≥ {min_recall}, take the smallest value.")
+
+
+def check_growth(answer: object, scaling: "pd.DataFrame", column: str) -> bool:
+    """Exercise 05.2: largest-size value of ``column`` divided by the smallest-size one."""
+    col = scaling.sort_values("rows")[column]
+    expected = float(col.iloc[-1] / col.iloc[0])
+    ok = isinstance(answer, (int, float)) and abs(float(answer) - expected) <= 1e-6 * max(1.0, expected)
+    return _verdict(ok, f"{column} grew {expected:.1f}× from {scaling['rows'].min():,} to {scaling['rows'].max():,} rows.",
+                    "sort by rows, divide the last value of the column by the first.")
