@@ -1,7 +1,6 @@
 """The set-up promises: pinned, consistent, two commands, CI runs the README's test command."""
 
 import re
-from pathlib import Path
 
 from helpers import config
 
