@@ -159,14 +159,6 @@ def listening_ports(pid: int) -> list[int]:
     return sorted(ports)
 
 
-def folder_size(path: str | Path) -> int:
-    """Bytes of all files under ``path`` (0 when it does not exist)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
-
-
 def probe_features(client: Any, prefix: str = "probe") -> dict[str, str]:
     """Try, on this Milvus, features that differ between Milvus Lite 3.x and 2.3/2.6 servers.
 

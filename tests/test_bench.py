@@ -79,6 +79,7 @@ def test_folder_bytes(tmp_path):
     (tmp_path / "sub" / "b").write_bytes(b"y" * 5)
     assert bench.folder_bytes(tmp_path) == 15
     assert bench.folder_bytes(tmp_path / "a") == 10
+    assert bench.folder_bytes(tmp_path / "none") == 0  # a folder not made yet
 
 
 def test_tiny_end_to_end_run_on_both_stores(tmp_path, small_kb):

@@ -41,13 +41,6 @@ def test_unreachable_health_endpoint_reports_zero():
     assert status == 0 and body
 
 
-def test_folder_size(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "f").write_bytes(b"x" * 1000)
-    (tmp_path / "g").write_bytes(b"y" * 24)
-    assert ops.folder_size(tmp_path) == 1024 and ops.folder_size(tmp_path / "none") == 0
-
-
 def test_no_server_wanted_says_why(tmp_path):
     session, why = ops.ServerSession.open(str(tmp_path / "m.db"), use_local=False)
     assert session is None and "skipped" in why
