@@ -11,8 +11,10 @@ How it works, and why:
 
 1. **Stream.** Records are read from Chroma in pages (``get(include=..., limit, offset)``; a
    ``get`` without a limit fails past ~32k rows), vectors cast from Chroma's float64 to float32.
-   At most two pages are in memory: the one being written and the next one, read meanwhile by
-   a background thread. Chroma's offset order is insertion order and stable while nobody writes.
+   At most three pages are in memory: the one being checked and the next two, read meanwhile
+   by background threads. Chroma's offset order is insertion order and stable while nobody writes.
+   Chroma is read once: the preflight keeps the rows it checked in a ``Spool`` (a temporary
+   file about the collection's size, ``TMPDIR`` chooses where), and the copy writes those.
 2. **Preflight before any write.** A first pass reads every record and sorts out those that
    Milvus cannot hold as they are: a vector whose dimension differs from the first record's
    (or the existing target's), a NaN or infinite component, a document over Milvus's VARCHAR
@@ -52,13 +54,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -236,30 +240,35 @@ def open_source(chroma_path: str | Path | None, collection: str) -> Any:  # -> c
     return ChromaStore(chroma_path, collection, create=False).collection
 
 
-def pages(collection: Any, batch_size: int, start: int = 0) -> Iterator[tuple[int, list[Record]]]:
-    """``(offset, records)`` pages of a Chroma collection from offset ``start``, vectors float32."""
+def pages(collection: Any, batch_size: int, start: int = 0,
+          ahead: int = 2) -> Iterator[tuple[int, list[Record]]]:
+    """``(offset, records)`` pages of a Chroma collection from offset ``start``, vectors float32.
+
+    ``ahead`` background threads read the next pages while the caller uses this one (Chroma
+    releases the GIL for part of a read): at most ``ahead + 1`` pages are in memory."""
     if not 1 <= batch_size <= CHROMA_MAX_BATCH:
         raise ConfigError(f"--batch-size {batch_size} is out of range: use 1 to {CHROMA_MAX_BATCH:,} "
                           "(Chroma reads fail past ~32k SQL variables).")
-    offset = start
-    while True:
+
+    def read(offset: int) -> tuple[int, list[Record]]:
         res = collection.get(include=["embeddings", "documents", "metadatas"], limit=batch_size,
                              offset=offset)
-        if not res["ids"]:
-            return
         vectors = np.asarray(res["embeddings"], dtype=np.float32)  # Chroma returns float64
-        yield offset, [Record(i, v, d, m) for i, v, d, m in
-                       zip(res["ids"], vectors, res["documents"], res["metadatas"])]
-        offset += len(res["ids"])
+        return offset, [Record(i, v, d, m) for i, v, d, m in
+                        zip(res["ids"], vectors, res["documents"], res["metadatas"])]
 
-
-def _read_ahead(items: Iterator[Any]) -> Iterator[Any]:
-    """The same items, the next one fetched by a background thread while this one is used."""
-    with ThreadPoolExecutor(1) as pool:
-        nxt = pool.submit(next, items, None)
-        while (item := nxt.result()) is not None:
-            nxt = pool.submit(next, items, None)
-            yield item
+    with ThreadPoolExecutor(ahead) as pool:
+        queue = deque(pool.submit(read, start + i * batch_size) for i in range(ahead))
+        following = start + ahead * batch_size
+        while True:
+            offset, records = queue.popleft().result()
+            if not records:
+                return
+            queue.append(pool.submit(read, following))
+            following += batch_size
+            yield offset, records
+            if len(records) < batch_size:  # a short page is the last one
+                return
 
 
 def target_name(chroma_name: str) -> str:
@@ -269,7 +278,7 @@ def target_name(chroma_name: str) -> str:
 
 
 def _first(collection: Any) -> Record | None:
-    page = next(pages(collection, 1), None)
+    page = next(pages(collection, 1, ahead=1), None)
     return page[1][0] if page else None
 
 
@@ -305,15 +314,54 @@ class Preflight:
         return "Nothing was written. " + " ".join(parts)
 
 
-def preflight(records: Iterable[list[Record]], mapping: Mapping, policy: Policy) -> Preflight:
-    """Decide every record before any write; raise PreflightError naming the refused ones."""
+def preflight(records: Iterable[list[Record]], mapping: Mapping, policy: Policy,
+              spool: Spool | None = None, start: int = 0) -> Preflight:
+    """Decide every record before any write; raise PreflightError naming the refused ones.
+
+    With a ``spool``, the decided rows of the records from position ``start`` on are kept in it,
+    page by page, for the copy to write."""
     result = Preflight()
     for page in records:
-        for record in page:
-            result.add(decide(record, mapping.dim, mapping, policy))
+        outcomes = [decide(record, mapping.dim, mapping, policy) for record in page]
+        for outcome in outcomes:
+            result.add(outcome)
+        if spool is not None and result.records > start:
+            spool.add(result.records, outcomes[max(0, start - (result.records - len(page))):])
     if result.refused():
         raise PreflightError(result.message())
     return result
+
+
+class Spool:
+    """The preflight's decided rows, page by page, in an unlinked temporary file.
+
+    The copy then writes exactly what the preflight checked (a Chroma write in between cannot
+    slip an unchecked record in) and Chroma is read once, not twice. The file holds about the
+    collection's size on local disk (``TMPDIR`` chooses where) and disappears when closed or when
+    the process dies.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="chroma-migration-")
+
+    def add(self, end: int, outcomes: list[Outcome]) -> None:
+        """Keep one page: the Chroma offset after it, and each record's (action, problem, row)."""
+        pickle.dump((end, [(o.action, o.problem, o.row) for o in outcomes]), self._file,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[tuple[int, list[tuple[str, str, dict[str, Any] | None]]]]:
+        self._file.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._file)
+            except EOFError:
+                return
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
 
 # ------------------------------------------------------------------------------- state
@@ -446,34 +494,34 @@ def migrate(chroma_path: str | Path | None, collection: str, milvus_uri: str | N
         if state and state["mapping"] != type(mapping).__name__:
             raise ConfigError(f"{target!r} was started with the {state['mapping']} mapping, not "
                               f"{type(mapping).__name__}: rerun with --restart to start over.")
-        preflight((page for _, page in _read_ahead(pages(source, batch_size))), mapping, policy)
-        report.preflight_s = time.perf_counter() - started
-        if not client.has_collection(target):
-            mapping.create(client, target)
-        _state_collection(client)
-        state = state or {"source": key, "mapping": type(mapping).__name__, "policy": asdict(policy),
-                          "offset": 0, "done": False}
-        _save_state(client, target, state)  # from now on the target is this migration's
-        bar = _bar(progress, key["records"], report.resumed_from, f"migrate {collection}")
-        t0, done = time.perf_counter(), 0
-        for offset, records in _read_ahead(pages(source, batch_size, state["offset"])):
-            outcomes = [decide(r, mapping.dim, mapping, policy) for r in records]
-            write_rows(client, target, [o.row for o in outcomes if o.row is not None], mapping)
-            state["offset"] = offset + len(records)
-            _save_state(client, target, state)  # after the page's upsert was acknowledged
-            for o in outcomes:
-                report.read += 1
-                report.written += o.row is not None
-                report.truncated += o.action == "truncate"
-                if o.action == "skip":
-                    report.skipped[o.problem] = report.skipped.get(o.problem, 0) + 1
-            done += len(records)
+        with Spool() as spool:
+            preflight((page for _, page in pages(source, batch_size)), mapping, policy,
+                      spool, report.resumed_from)
+            report.preflight_s = time.perf_counter() - started
+            if not client.has_collection(target):
+                mapping.create(client, target)
+            _state_collection(client)
+            state = state or {"source": key, "mapping": type(mapping).__name__,
+                              "policy": asdict(policy), "offset": 0, "done": False}
+            _save_state(client, target, state)  # from now on the target is this migration's
+            bar = _bar(progress, key["records"], report.resumed_from, f"migrate {collection}")
+            t0 = time.perf_counter()
+            for end, decided in spool:
+                write_rows(client, target, [row for _, _, row in decided if row is not None], mapping)
+                state["offset"] = end
+                _save_state(client, target, state)  # after the page's upsert was acknowledged
+                for action, problem, row in decided:
+                    report.read += 1
+                    report.written += row is not None
+                    report.truncated += action == "truncate"
+                    if action == "skip":
+                        report.skipped[problem] = report.skipped.get(problem, 0) + 1
+                if bar is not None:
+                    bar.update(len(decided))
+                if max_rate:  # spare a busy Milvus (and make an interruption easy to demonstrate)
+                    time.sleep(max(0.0, report.read / max_rate - (time.perf_counter() - t0)))
             if bar is not None:
-                bar.update(len(records))
-            if max_rate:  # spare a busy production store
-                time.sleep(max(0.0, done / max_rate - (time.perf_counter() - t0)))
-        if bar is not None:
-            bar.close()
+                bar.close()
         client.flush(target)
         client.load_collection(target)
         state["done"] = True
@@ -660,7 +708,7 @@ def _verify(client: Any, source: Any, target: str, mapping: Mapping, policy: Pol
     skipped: set[str] = set()  # ids the options skip (few, or the preflight would have said so)
     expected = found = 0
     bar = _bar(progress, total, 0, f"verify {target}")
-    for offset, records in _read_ahead(pages(source, batch_size)):
+    for offset, records in pages(source, batch_size):
         wanted = {}
         for at, r in enumerate(records, offset):
             outcome = decide(r, mapping.dim, mapping, policy)
@@ -740,7 +788,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a wrong dimension, NaN or infinity (default: fail)")
     p.add_argument("--on-unstorable", choices=CHOICES["unstorable"], default="fail",
                    help="ids or metadata the target cannot hold (default: fail)")
-    p.add_argument("--max-rate", type=float, help="records per second at most, to spare a busy store")
+    p.add_argument("--max-rate", type=float,
+                   help="records written per second at most, to spare a busy Milvus")
     p.add_argument("--samples", type=int, default=20, help="sample queries for the top-k check")
     p.add_argument("--top-k", type=int, default=10, help="k of the top-k overlap check")
     p.add_argument("--min-overlap", type=float, default=0.9, help="the top-k overlap required")

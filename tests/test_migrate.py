@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from helpers.migrate import (MAX_VARCHAR_BYTES, STATE_COLLECTION, Mirror, Policy, PreflightError,
-                             Record, interrupted_run, load_state, main, migrate, preflight,
-                             truncate_utf8, verify)
+                             Record, Spool, interrupted_run, load_state, main, migrate,
+                             preflight, truncate_utf8, verify)
 from helpers.stores import milvus_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,6 +228,22 @@ def test_preflight_refuses_nan_and_mixed_dimensions():
     assert "--on-bad-vector skip" in msg and msg.startswith("Nothing was written.")
     result = preflight([good, [nan, short]], mirror, Policy(bad_vector="skip"))
     assert result.actions["skip", "bad_vector"] == 2 and result.actions["write", ""] == 3
+
+
+def test_the_spool_keeps_what_preflight_decided_from_the_resume_point_on():
+    rng = np.random.default_rng(1)
+    records = [Record(f"r{i}", rng.normal(size=4).astype(np.float32), f"doc {i}") for i in range(7)]
+    records[5] = Record("has-nan", np.array([np.nan, 0, 0, 0], np.float32))
+    pages = [records[0:3], records[3:6], records[6:7]]  # a resume at offset 4, inside page two
+    with Spool() as spool:
+        preflight(pages, Mirror(4, "COSINE"), Policy(bad_vector="skip"), spool, start=4)
+        kept = list(spool)
+    assert [end for end, _ in kept] == [6, 7]  # the Chroma offset after each page
+    decided = [d for _, page in kept for d in page]
+    assert [row["id"] if row else None for _, _, row in decided] == ["r4", None, "r6"]
+    assert [(action, problem) for action, problem, _ in decided] == [
+        ("write", ""), ("skip", "bad_vector"), ("write", "")]
+    np.testing.assert_array_equal(decided[0][2]["embedding"], records[4].embedding)
 
 
 def test_an_unknown_option_value_is_refused_in_one_sentence():
