@@ -98,6 +98,16 @@ def is_lite(uri: str) -> bool:
     return not uri.startswith(_SERVER_SCHEMES)
 
 
+def shown(location: str | Path) -> str:
+    """A path as notebooks print it: relative to the kit's folder when inside it (the same in
+    every checkout), else as given; a server address unchanged."""
+    text = str(location)
+    if not is_lite(text):
+        return text
+    path = Path(text).expanduser().resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def chroma_path(path: str | Path | None = None) -> Path:
     """The Chroma folder: ``path`` if given, else ``$CHROMA_PATH``, else ``data/chroma``."""
     return Path(path or os.environ.get("CHROMA_PATH") or DEFAULT_CHROMA_PATH).expanduser().resolve()

@@ -1,9 +1,10 @@
 """Operating Milvus: which server to use, its health and metrics endpoints, ports, disk, features.
 
-``ServerSession.open`` picks the server a notebook's operations cells talk to: the one
+``ServerSession.open`` is the one place that picks the server a notebook talks to: the one
 ``MILVUS_URI`` names when it is a server address, else a local Milvus 2.3.5 server started
 for the session (``helpers.server``), else none, with the reason. A server the session
-started is always stopped by ``close()``, also at interpreter exit.
+started is always stopped by ``close()``, also at interpreter exit. ``notebook_milvus`` is
+the same choice for chapters that run on any Milvus: that server, else a Lite file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,22 @@ class ServerSession:
         if self.owned_dir is not None:
             shutil.rmtree(self.owned_dir, ignore_errors=True)
             self.owned_dir = None
+
+
+def notebook_milvus(stack: ExitStack, milvus_uri: str | None, use_local: bool, base_dir: Path,
+                    lite_file: Path) -> tuple[str, ServerSession | None, str]:
+    """The Milvus a notebook runs on: (its URI, the local server's session or None, a sentence
+    saying which). A Lite file someone chose (``milvus_uri``, ``$MILVUS_LITE_PATH``) is used as
+    is; otherwise the server ``ServerSession.open`` picks (stopped when ``stack`` closes), or
+    ``lite_file`` when there is none."""
+    chosen = config.chosen_milvus_uri(milvus_uri)
+    if chosen and config.is_lite(chosen):
+        return chosen, None, f"the Milvus Lite file named by MILVUS_URI: {chosen}"
+    session, why = ServerSession.open(chosen, use_local, base_dir)
+    if session is None:
+        return str(lite_file), None, f"Milvus Lite ({Path(lite_file).name}) instead: {why}"
+    stack.callback(session.close)
+    return session.uri, session if session.local is not None else None, why
 
 
 def healthz(url: str, timeout: float = 5.0) -> tuple[int, str]:

@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -407,36 +407,6 @@ def _read_pidfile(pidfile: Path) -> dict:
         return {}
     required = {"pid", "create_time", "port", "metrics_port"}
     return info if isinstance(info, dict) and required <= info.keys() else {}
-
-
-def notebook_milvus(stack: ExitStack, uri: str | None, use_local_server: bool, base_dir: Path,
-                    lite_file: Path) -> tuple[str, LocalServer | None, str]:
-    """The Milvus a notebook runs on: (its URI, the server it started or None, a sentence saying which).
-
-    ``uri`` (or ``$MILVUS_URI``) wins; else a local server is started on a free port (stopped
-    when ``stack`` closes) where ``use_local_server`` and it can start; else the Lite file.
-    """
-    from helpers import config
-
-    chosen = config.chosen_milvus_uri(uri)
-    if chosen:
-        kind = "Milvus Lite file" if config.is_lite(chosen) else "Milvus server"
-        return chosen, None, f"the {kind} named by MILVUS_URI: {chosen}"
-    lite = f"Milvus Lite ({Path(lite_file).name})"
-    if not use_local_server:
-        return str(lite_file), None, f"{lite}: the local server was not asked for (USE_LOCAL_SERVER=False)"
-    if not server_available():
-        return str(lite_file), None, f"{lite}: the local server cannot run here ({INSTALL_HINT})"
-    with socket.socket() as sock:  # a free port: a server you already run on 19530 is left alone
-        sock.bind((HOST, 0))
-        port = sock.getsockname()[1]
-    started = time.monotonic()
-    try:
-        server = stack.enter_context(local_server(Path(base_dir), port=port))
-    except ServerError as err:
-        return str(lite_file), None, f"{lite}: the local server did not start ({err})"
-    return server.uri, server, (f"a local Milvus 2.3.5 server started by this notebook in "
-                                f"{time.monotonic() - started:.0f} s (helpers.server, {server.uri})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,12 @@ def test_paths_follow_environment(monkeypatch, tmp_path):
     assert config.cache_dir() == tmp_path / "k"
 
 
+def test_shown_paths_do_not_depend_on_the_checkout(tmp_path):
+    assert config.shown(config.DATA_DIR / "chroma") == "data/chroma"
+    assert config.shown(tmp_path / "m.db") == str(tmp_path / "m.db")
+    assert config.shown("http://localhost:19530") == "http://localhost:19530"
+
+
 def test_scales():
     assert config.scale("smoke").kb_chunks < config.scale("full").kb_chunks
     assert config.scale("full").synthetic_rows == 50_000

@@ -33,12 +33,12 @@ def _check_00(r: dict[str, Any]) -> None:
 def _smoke_01(tmp: Path) -> dict[str, Any]:
     return {"N_RECORDS": 2000, "SCALING_SIZES": [500], "KB_CHUNKS": 300, "QUERIES": 40,
             "SCALING_QUERIES": 20, "INSERT_ROWS": 200, "INSERT_BATCHES": [20, 200],
-            "QPS_SECONDS": 0.2, "RUN_SERVER": False, "BENCH_DIR": str(tmp / "bench")}
+            "QPS_SECONDS": 0.2, "USE_LOCAL_SERVER": False, "BENCH_DIR": str(tmp / "bench")}
 
 
 def _check_01(r: dict[str, Any]) -> None:
     assert r["records"] == 2000 and r["synthetic_records"] == 1700 and r["queries"] == 40
-    assert r["stores"] == ["Chroma", "Milvus Lite"] and r["server"].startswith("not run")
+    assert r["stores"] == ["Chroma", "Milvus Lite"] and "USE_LOCAL_SERVER is False" in r["server"]
     # Same vectors in every store: HNSW at this size is (nearly) exact search.
     assert r["recall_at_5_exact"] == 1.0
     assert r["recall_at_5_chroma"] >= 0.95 and r["recall_at_5_milvus_lite"] >= 0.95
@@ -94,8 +94,8 @@ def _check_07(r: dict[str, Any]) -> None:
 
 
 def _smoke_03(tmp: Path) -> dict[str, Any]:
-    return {"KB_CHUNKS": 300, "BENCH_RECORDS": 1000, "REEMBED_SAMPLE": 10, "BATCH_SIZE": 250,
-            "MILVUS_URI": str(tmp / "milvus.db"), "CHROMA_PATH": str(tmp / "chroma")}
+    return {"KB_CHUNKS": 300, "BENCH_RECORDS": 1000, "BENCH_REPEATS": 1, "REEMBED_SAMPLE": 10,
+            "BATCH_SIZE": 250, "MILVUS_URI": str(tmp / "milvus.db"), "CHROMA_PATH": str(tmp / "chroma")}
 
 
 def _check_03(r: dict[str, Any]) -> None:
