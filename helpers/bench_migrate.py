@@ -63,14 +63,9 @@ def export_alone(chroma_path: str | Path | None, collection: str, batch_size: in
     return time.perf_counter() - start
 
 
-def insert_alone(chroma_path: str | Path | None, collection: str, milvus_uri: str | None,
-                 target: str, batch_size: int = 1000) -> float:
-    """Seconds to create a fresh target, upsert the collection's rows (read beforehand, untimed)
-    and flush."""
-    source = open_source(chroma_path, collection)
-    records = [r for _, page in pages(source, batch_size) for r in page]
-    mirror = Mirror(records[0].embedding.size, METRICS[chroma_space(source)])
-    rows = [mirror.to_row(r) for r in records]
+def insert_alone(rows: list[dict[str, Any]], mirror: Mirror, milvus_uri: str | None, target: str,
+                 batch_size: int = 1000) -> float:
+    """Seconds to create a fresh target, upsert ``rows`` (already in memory) and flush."""
     with milvus_client(milvus_uri) as client:
         if client.has_collection(target):
             client.drop_collection(target)
@@ -90,7 +85,11 @@ def benchmark(chroma_path: str | Path | None, collection: str, milvus_uri: str |
     """Time export alone, insert alone and the migration, interleaved, ``repeats`` times each (the
     best run counts: a shared machine only ever adds time), then the verification once; return
     the table and the last migration's report."""
-    n = open_source(chroma_path, collection).count()
+    source = open_source(chroma_path, collection)
+    records = [r for _, page in pages(source, batch_size) for r in page]  # read once, untimed
+    mirror = Mirror(records[0].embedding.size, METRICS[chroma_space(source)])
+    rows = [mirror.to_row(r) for r in records]
+    n = len(rows)
     runs: dict[str, list[float]] = {"Chroma export alone": [], "Milvus insert alone": [],
                                     "full migration": []}
     steps = range(repeats)
@@ -100,7 +99,7 @@ def benchmark(chroma_path: str | Path | None, collection: str, milvus_uri: str |
         steps = tqdm(steps, desc="benchmark rounds", unit="round")
     for _ in steps:
         runs["Chroma export alone"].append(export_alone(chroma_path, collection, batch_size))
-        runs["Milvus insert alone"].append(insert_alone(chroma_path, collection, milvus_uri,
+        runs["Milvus insert alone"].append(insert_alone(rows, mirror, milvus_uri,
                                                         f"{collection}_insert_only", batch_size))
         with milvus_client(milvus_uri) as client:  # a fresh start, untimed as for insert alone
             drop_target(client, f"{collection}_migrated")
