@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import ExitStack
 
 import psutil
 import pytest
@@ -50,6 +51,18 @@ def test_remote_uri_uses_the_guides_metrics_port():
     session, why = ops.ServerSession.open("http://milvus.example:19530")
     assert session.health_url == "http://milvus.example:9091/healthz" and session.local is None
     assert "MILVUS_URI" in why
+
+
+def test_notebook_milvus_uses_a_chosen_lite_file_or_falls_back_to_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("MILVUS_LITE_PATH", raising=False)
+    with ExitStack() as stack:
+        uri, server, why = ops.notebook_milvus(stack, str(tmp_path / "mine.db"), True, tmp_path / "s",
+                                               tmp_path / "fallback.db")
+        assert uri == str(tmp_path / "mine.db") and server is None and "named by MILVUS_URI" in why
+        uri, server, why = ops.notebook_milvus(stack, None, False, tmp_path / "s", tmp_path / "fallback.db")
+        assert uri == str(tmp_path / "fallback.db") and server is None
+        assert why.startswith("Milvus Lite (fallback.db) instead: USE_LOCAL_SERVER is False")
 
 
 def test_lite_features(tmp_path):
